@@ -1,0 +1,15 @@
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace fullbatch {
+
+// An error caused by the user's input (a file, a config key, a value, missing data, a diverged
+// loss). Its message is one line that names the input and what is wrong; the CLI prints it and
+// exits with code 2. Anything else escaping to the CLI is a bug in fullbatch.
+class UserError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace fullbatch

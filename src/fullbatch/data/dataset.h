@@ -1,0 +1,52 @@
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fullbatch {
+
+// Images stay uint8 in memory ([N, C, H, W]); conversion to float happens per block.
+struct ImageSet {
+  torch::Tensor images;  // uint8 [N, C, H, W], contiguous
+  torch::Tensor labels;  // int64 [N]
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+};
+
+struct Dataset {
+  std::string name;  // "cifar10", "cifar100", "mnist", "fashion-mnist"
+  ImageSet train;
+  ImageSet test;
+  int64_t num_classes = 0;
+  std::vector<double> mean;  // per channel, on the [0, 1] scale
+  std::vector<double> std;   // per channel, on the [0, 1] scale
+  std::vector<std::string> class_names;
+
+  int64_t channels() const { return train.images.size(1); }
+  int64_t height() const { return train.images.size(2); }
+  int64_t width() const { return train.images.size(3); }
+};
+
+struct DataSpec {
+  std::string name = "cifar10";
+  std::string path;   // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
+  int64_t size = 0;   // first N training images in file order; 0 = all
+};
+
+// Names accepted by load_dataset.
+std::vector<std::string> dataset_names();
+
+// The folder used when DataSpec::path is empty, or "" when the dataset has none.
+std::string default_data_path(const std::string& name);
+
+// Loads and validates every file; throws UserError naming the file and the problem.
+Dataset load_dataset(const DataSpec& spec);
+
+// Moves both splits to `device` (images stay uint8).
+void to_device(Dataset& data, const torch::Device& device);
+
+// uint8 [n, C, H, W] (any device) -> float32 normalized with the dataset's mean/std.
+torch::Tensor normalize(const torch::Tensor& images_u8, const Dataset& data);
+
+}  // namespace fullbatch

@@ -1,0 +1,39 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fullbatch {
+
+// Every model is an ordinary torch::nn::Module with a virtual forward, so the trainer can hold
+// any of them through one pointer. Submodule names follow PyTorch's conventions (conv1, bn1,
+// layer1.0.conv1, ..., fc) so a saved state dict reads naturally in Python.
+class Classifier : public torch::nn::Module {
+ public:
+  // x: float [n, C, H, W] -> logits [n, num_classes]
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+};
+using ModelPtr = std::shared_ptr<Classifier>;
+
+struct ModelSpec {
+  std::string name = "resnet18";
+  int64_t width = 64;  // channels of the first stage (64 = the paper's ResNet-18)
+  int64_t in_channels = 3;
+  int64_t num_classes = 10;
+  bool zero_init_residual = false;  // zero the last BN of each residual branch (off, as the paper ran)
+};
+
+std::vector<std::string> model_names();
+
+// Builds the model and initializes every weight from a generator keyed by `init_seed`
+// (Kaiming-normal fan_out for convolutions, BN weight 1 bias 0, PyTorch's default for Linear).
+// Throws UserError for an unknown name or a bad width.
+ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed);
+
+int64_t count_parameters(const torch::nn::Module& model);
+
+}  // namespace fullbatch
