@@ -1,0 +1,100 @@
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/common/rng.h"
+#include "fullbatch/models/model.h"
+#include "fullbatch/models/zoo.h"
+
+namespace fullbatch {
+namespace detail {
+
+void initialize_weights(torch::nn::Module& model, at::Generator gen) {
+  torch::NoGradGuard no_grad;
+  for (const auto& module : model.modules(/*include_self=*/true)) {
+    if (auto* conv = module->as<torch::nn::Conv2d>()) {
+      const auto& w = conv->weight;  // [out, in/groups, kh, kw]
+      const double fan_out = static_cast<double>(w.size(0) * w.size(2) * w.size(3));
+      w.normal_(0.0, std::sqrt(2.0 / fan_out), gen);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
+      if (bn->weight.defined()) bn->weight.fill_(1.0);
+      if (bn->bias.defined()) bn->bias.zero_();
+    } else if (auto* linear = module->as<torch::nn::Linear>()) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(linear->weight.size(1)));
+      linear->weight.uniform_(-bound, bound, gen);
+      if (linear->bias.defined()) linear->bias.uniform_(-bound, bound, gen);
+    }
+  }
+}
+
+void zero_init_residual(torch::nn::Module& model) {
+  for (const auto& module : model.modules(/*include_self=*/true)) {
+    if (auto* branch = dynamic_cast<ResidualBranch*>(module.get())) branch->zero_last_bn();
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+// Far above anything trainable, low enough that width * 2^stages * 4 cannot overflow.
+constexpr int64_t kMaxWidth = int64_t{1} << 16;
+constexpr int64_t kMaxChannels = int64_t{1} << 16;
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+void check_range(const char* key, int64_t value, int64_t max) {
+  if (value < 1 || value > max) {
+    throw UserError(std::string(key) + " must be in [1, " + std::to_string(max) + "], got " +
+                    std::to_string(value));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const auto* family :
+       {&detail::resnet_names(), &detail::vgg_names(), &detail::densenet_names()}) {
+    names.insert(names.end(), family->begin(), family->end());
+  }
+  return names;
+}
+
+ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
+  check_range("model.width", spec.width, kMaxWidth);
+  check_range("model.in_channels", spec.in_channels, kMaxChannels);
+  check_range("model.num_classes", spec.num_classes, kMaxChannels);
+  ModelPtr model;
+  if (contains(detail::resnet_names(), spec.name)) {
+    model = detail::build_resnet(spec);
+  } else if (contains(detail::vgg_names(), spec.name)) {
+    model = detail::build_vgg(spec);
+  } else if (contains(detail::densenet_names(), spec.name)) {
+    model = detail::build_densenet(spec);
+  } else {
+    throw UserError("unknown model.name '" + spec.name + "'; valid names: " + join(model_names()));
+  }
+  detail::initialize_weights(*model, keyed_generator(init_seed, Stream::kInit, {}));
+  if (spec.zero_init_residual) detail::zero_init_residual(*model);
+  return model;
+}
+
+int64_t count_parameters(const torch::nn::Module& model) {
+  int64_t total = 0;
+  for (const auto& p : model.parameters(/*recurse=*/true)) total += p.numel();
+  return total;
+}
+
+}  // namespace fullbatch

@@ -1,0 +1,187 @@
+#include <torch/torch.h>
+
+#include <map>
+
+#include "fullbatch/models/zoo.h"
+
+namespace fullbatch::detail {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+
+nn::Conv2d conv1x1(int64_t in, int64_t out) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false));
+}
+
+// Shortcut "C": average-pool first so the 1x1 projection sees every input pixel instead of
+// discarding three quarters of them as a strided 1x1 conv would. Slot 0 stays an Identity at
+// stride 1 so the projection is always shortcut.1 / shortcut.2 in a state dict. ceil_mode keeps
+// the shortcut's size equal to the strided 3x3 conv's, ceil(H/2), on odd inputs (28x28 reaches
+// 7x7); on even sizes it changes nothing.
+nn::Sequential make_shortcut(int64_t in, int64_t out, int64_t stride) {
+  nn::Sequential shortcut;
+  if (stride == 1) {
+    shortcut->push_back(nn::Identity());
+  } else {
+    shortcut->push_back(nn::AvgPool2d(nn::AvgPool2dOptions(stride).stride(stride).ceil_mode(true)));
+  }
+  shortcut->push_back(conv1x1(in, out));
+  shortcut->push_back(nn::BatchNorm2d(out));
+  return shortcut;
+}
+
+class BasicBlockImpl : public nn::Module, public ResidualBranch {
+ public:
+  static constexpr int64_t kExpansion = 1;
+
+  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
+      : conv1(register_module("conv1", conv3x3(in, planes, stride))),
+        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        conv2(register_module("conv2", conv3x3(planes, planes, 1))),
+        bn2(register_module("bn2", nn::BatchNorm2d(planes))) {
+    if (stride != 1 || in != planes) {
+      shortcut = register_module("shortcut", make_shortcut(in, planes, stride));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = bn1(conv1(x)).relu_();
+    out = bn2(conv2(out));
+    out += shortcut.is_empty() ? x : shortcut->forward(x);
+    return out.relu_();
+  }
+
+  void zero_last_bn() override {
+    torch::NoGradGuard no_grad;
+    bn2->weight.zero_();
+  }
+
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Sequential shortcut{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+// The stride sits on the 3x3 conv (as in torchvision's ResNet v1.5), not on the first 1x1.
+class BottleneckImpl : public nn::Module, public ResidualBranch {
+ public:
+  static constexpr int64_t kExpansion = 4;
+
+  BottleneckImpl(int64_t in, int64_t planes, int64_t stride)
+      : conv1(register_module("conv1", conv1x1(in, planes))),
+        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        conv2(register_module("conv2", conv3x3(planes, planes, stride))),
+        bn2(register_module("bn2", nn::BatchNorm2d(planes))),
+        conv3(register_module("conv3", conv1x1(planes, planes * kExpansion))),
+        bn3(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))) {
+    if (stride != 1 || in != planes * kExpansion) {
+      shortcut = register_module("shortcut", make_shortcut(in, planes * kExpansion, stride));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = bn1(conv1(x)).relu_();
+    out = bn2(conv2(out)).relu_();
+    out = bn3(conv3(out));
+    out += shortcut.is_empty() ? x : shortcut->forward(x);
+    return out.relu_();
+  }
+
+  void zero_last_bn() override {
+    torch::NoGradGuard no_grad;
+    bn3->weight.zero_();
+  }
+
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Conv2d conv3;
+  nn::BatchNorm2d bn3;
+  nn::Sequential shortcut{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+enum class BlockKind { kBasic, kBottleneck };
+
+struct ResNetConfig {
+  BlockKind block;
+  std::vector<int64_t> depths;  // blocks per stage; the stage count is depths.size()
+};
+
+const std::map<std::string, ResNetConfig>& resnet_table() {
+  static const std::map<std::string, ResNetConfig> table = {
+      {"resnet18", {BlockKind::kBasic, {2, 2, 2, 2}}},
+      {"resnet34", {BlockKind::kBasic, {3, 4, 6, 3}}},
+      {"resnet50", {BlockKind::kBottleneck, {3, 4, 6, 3}}},
+      {"resnet101", {BlockKind::kBottleneck, {3, 4, 23, 3}}},
+      {"resnet152", {BlockKind::kBottleneck, {3, 8, 36, 3}}},
+      // He et al.'s 3-stage CIFAR networks: depth = 6n + 2.
+      {"resnet20", {BlockKind::kBasic, {3, 3, 3}}},
+      {"resnet32", {BlockKind::kBasic, {5, 5, 5}}},
+      {"resnet56", {BlockKind::kBasic, {9, 9, 9}}},
+      {"resnet110", {BlockKind::kBasic, {18, 18, 18}}},
+  };
+  return table;
+}
+
+// The CIFAR stem: one stride-1 3x3 conv and no max-pool, since 32x32 inputs leave no resolution to
+// throw away. Stage i has width * 2^i planes and halves the resolution from the second stage on.
+class ResNet : public Classifier {
+ public:
+  ResNet(const ResNetConfig& config, const ModelSpec& spec) {
+    conv1 = register_module("conv1", conv3x3(spec.in_channels, spec.width, 1));
+    bn1 = register_module("bn1", nn::BatchNorm2d(spec.width));
+    int64_t in = spec.width;
+    for (size_t stage = 0; stage < config.depths.size(); ++stage) {
+      const int64_t planes = spec.width << stage;
+      nn::Sequential layer;
+      for (int64_t b = 0; b < config.depths[stage]; ++b) {
+        const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
+        if (config.block == BlockKind::kBasic) {
+          layer->push_back(BasicBlock(in, planes, stride));
+          in = planes * BasicBlockImpl::kExpansion;
+        } else {
+          layer->push_back(Bottleneck(in, planes, stride));
+          in = planes * BottleneckImpl::kExpansion;
+        }
+      }
+      layers.push_back(register_module("layer" + std::to_string(stage + 1), layer));
+    }
+    fc = register_module("fc", nn::Linear(in, spec.num_classes));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto out = bn1(conv1(x)).relu_();
+    for (auto& layer : layers) out = layer->forward(out);
+    out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    return fc(out);
+  }
+
+ private:
+  nn::Conv2d conv1{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  std::vector<nn::Sequential> layers;
+  nn::Linear fc{nullptr};
+};
+
+}  // namespace
+
+const std::vector<std::string>& resnet_names() {
+  static const std::vector<std::string> names = {"resnet18",  "resnet34",  "resnet50",
+                                                 "resnet101", "resnet152", "resnet20",
+                                                 "resnet32",  "resnet56",  "resnet110"};
+  return names;
+}
+
+ModelPtr build_resnet(const ModelSpec& spec) {
+  return std::make_shared<ResNet>(resnet_table().at(spec.name), spec);
+}
+
+}  // namespace fullbatch::detail
