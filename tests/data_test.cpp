@@ -172,7 +172,7 @@ TEST(CifarFile, CorruptGzip) {
   write_file(dir.file("corrupt.bin"), gz);  // plain name: written as given
   fs::rename(dir.file("corrupt.bin"), dir.file("corrupt.bin.gz"));
   expect_user_error([&] { read_cifar_file(dir.file("corrupt.bin.gz"), cifar10_format(), 0); },
-                    {dir.file("corrupt.bin.gz"), "zlib"});
+                    {dir.file("corrupt.bin.gz"), "corrupt", "zlib: "});
 
   Bytes cut(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 3));
   Bytes good = read_raw(dir.file("b.bin.gz"));

@@ -25,12 +25,15 @@ using GzHandle = std::unique_ptr<gzFile_s, GzCloser>;
 
 // zlib's description of the stream's current error, or "" when there is none. Z_BUF_ERROR is how
 // gzread reports a gzip stream that stops before its end.
-std::string gz_error(gzFile f) {
+std::string gz_error(gzFile f, const std::string& path) {
   int code = Z_OK;
-  const char* msg = gzerror(f, &code);
+  const char* raw = gzerror(f, &code);
   if (code == Z_OK || code == Z_STREAM_END) return "";
   if (code == Z_ERRNO) return std::string("read error: ") + std::strerror(errno);
-  return std::string("gzip data is corrupt or truncated (zlib: ") + (msg ? msg : "?") + ")";
+  // zlib prefixes its message with "<path>: ", which our own prefix already says.
+  std::string msg = raw ? raw : "?";
+  if (msg.rfind(path + ": ", 0) == 0) msg.erase(0, path.size() + 2);
+  return "gzip data is corrupt or truncated (zlib: " + msg + ")";
 }
 
 }  // namespace
@@ -73,12 +76,12 @@ std::vector<uint8_t> read_data_file(const std::string& path) {
   for (;;) {
     bytes.resize(used + kChunk);
     int got = gzread(f.get(), bytes.data() + used, static_cast<unsigned>(kChunk));
-    if (got < 0) fail(path, gz_error(f.get()));
+    if (got < 0) fail(path, gz_error(f.get(), path));
     used += static_cast<size_t>(got);
     if (got == 0) break;
   }
   bytes.resize(used);
-  std::string err = gz_error(f.get());
+  std::string err = gz_error(f.get(), path);
   if (!err.empty()) fail(path, err);
   // A ".gz" name holding plain bytes would otherwise be accepted silently.
   if (gz && gzdirect(f.get())) fail(path, "named .gz but is not gzip data");
