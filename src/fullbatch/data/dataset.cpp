@@ -1,0 +1,103 @@
+#include "fullbatch/data/dataset.h"
+
+#include <stdexcept>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/data/cifar.h"
+#include "fullbatch/data/idx.h"
+
+namespace fullbatch {
+namespace {
+
+struct Stats {
+  std::vector<double> mean, std;
+};
+
+// Per-channel statistics of each training set on the [0, 1] scale (the usual published values).
+Stats stats_for(const std::string& name) {
+  if (name == "cifar10") {
+    return {{0.4914672, 0.4822617, 0.4467701}, {0.2470322, 0.2434851, 0.2615879}};
+  }
+  if (name == "cifar100") {
+    return {{0.5071598, 0.4865603, 0.4409193}, {0.2673342, 0.2564384, 0.2761504}};
+  }
+  if (name == "mnist") return {{0.1307}, {0.3081}};
+  return {{0.2860}, {0.3530}};  // fashion-mnist
+}
+
+std::string joined_names() {
+  std::string s;
+  for (const auto& n : dataset_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+// Keeps the first n training images in file order; the clone frees the rest.
+void take_first(Dataset& d, int64_t n) {
+  if (n < 0) throw UserError("data.size: must be >= 0 (0 = all), got " + std::to_string(n));
+  if (n == 0) return;
+  if (n > d.train.size()) {
+    throw UserError("data.size: " + std::to_string(n) + " is more than the " +
+                    std::to_string(d.train.size()) + " training images of " + d.name);
+  }
+  d.train.images = d.train.images.narrow(0, 0, n).clone();
+  d.train.labels = d.train.labels.narrow(0, 0, n).clone();
+}
+
+}  // namespace
+
+std::vector<std::string> dataset_names() {
+  return {"cifar10", "cifar100", "mnist", "fashion-mnist"};
+}
+
+std::string default_data_path(const std::string& name) {
+  if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
+  if (name == "mnist") return "/usr/share/datasets/mnist";
+  return "";
+}
+
+Dataset load_dataset(const DataSpec& spec) {
+  const std::string& name = spec.name;
+  const bool cifar = name == "cifar10" || name == "cifar100";
+  if (!cifar && name != "mnist" && name != "fashion-mnist") {
+    throw UserError("data.name: unknown dataset '" + name + "' (known: " + joined_names() + ")");
+  }
+  if (spec.size < 0) {
+    throw UserError("data.size: must be >= 0 (0 = all), got " + std::to_string(spec.size));
+  }
+  std::string path = spec.path.empty() ? default_data_path(name) : spec.path;
+  if (path.empty()) {
+    const std::string files = name == "cifar10" ? "data_batch_1.bin[.gz] ... test_batch.bin[.gz]"
+                                                : "train.bin[.gz] and test.bin[.gz]";
+    throw UserError("data.path: required for " + name + " (a folder with " + files + ")");
+  }
+  Dataset d = name == "cifar10"    ? load_cifar10(path)
+              : name == "cifar100" ? load_cifar100(path)
+                                   : load_mnist_like(name, path);
+  take_first(d, spec.size);
+  Stats s = stats_for(name);
+  d.mean = s.mean;
+  d.std = s.std;
+  return d;
+}
+
+void to_device(Dataset& data, const torch::Device& device) {
+  for (ImageSet* set : {&data.train, &data.test}) {
+    if (set->images.defined()) set->images = set->images.to(device);
+    if (set->labels.defined()) set->labels = set->labels.to(device);
+  }
+}
+
+torch::Tensor normalize(const torch::Tensor& images_u8, const Dataset& data) {
+  const auto c = static_cast<int64_t>(data.mean.size());
+  if (images_u8.dim() != 4 || images_u8.size(1) != c || data.std.size() != data.mean.size()) {
+    throw std::invalid_argument("normalize: expected [n, " + std::to_string(c) +
+                                ", H, W] images matching the dataset's mean/std");
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(images_u8.device());
+  // Built on the host from doubles, then one small copy to the images' device.
+  auto mean = torch::tensor(data.mean, torch::kDouble).to(opts).view({1, c, 1, 1});
+  auto std = torch::tensor(data.std, torch::kDouble).to(opts).view({1, c, 1, 1});
+  return images_u8.to(torch::kFloat).div_(255.0).sub_(mean).div_(std);
+}
+
+}  // namespace fullbatch
