@@ -12,4 +12,10 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The loss or gradient became non-finite: the run stops, keeping everything already written.
+class DivergenceError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
 }  // namespace fullbatch

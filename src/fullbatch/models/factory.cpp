@@ -66,7 +66,8 @@ void check_range(const char* key, int64_t value, int64_t max) {
 std::vector<std::string> model_names() {
   std::vector<std::string> names;
   for (const auto* family :
-       {&detail::resnet_names(), &detail::vgg_names(), &detail::densenet_names()}) {
+       {&detail::resnet_names(), &detail::vgg_names(), &detail::densenet_names(),
+        &detail::simple_names()}) {
     names.insert(names.end(), family->begin(), family->end());
   }
   return names;
@@ -83,6 +84,8 @@ ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
     model = detail::build_vgg(spec);
   } else if (contains(detail::densenet_names(), spec.name)) {
     model = detail::build_densenet(spec);
+  } else if (contains(detail::simple_names(), spec.name)) {
+    model = detail::build_simple(spec);
   } else {
     throw UserError("unknown model.name '" + spec.name + "'; valid names: " + join(model_names()));
   }

@@ -27,6 +27,9 @@ ModelPtr build_vgg(const ModelSpec& spec);
 const std::vector<std::string>& densenet_names();
 ModelPtr build_densenet(const ModelSpec& spec);
 
+const std::vector<std::string>& simple_names();
+ModelPtr build_simple(const ModelSpec& spec);
+
 // Kaiming-normal (fan_out, relu) for convolutions, BN weight 1 bias 0, PyTorch's default uniform
 // for Linear; every draw comes from `gen` in module registration order.
 void initialize_weights(torch::nn::Module& model, at::Generator gen);

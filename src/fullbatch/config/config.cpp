@@ -1,0 +1,466 @@
+#include "fullbatch/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <regex>
+#include <sstream>
+
+#include "fullbatch/common/error.h"
+
+namespace fullbatch {
+namespace {
+
+// A value is checked when it is set, so an error always names the key that carries it.
+using Check = std::function<std::string(double)>;  // "" = fine, else what is wrong
+
+std::string format_double(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+bool parse_int(const std::string& text, int64_t& out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  out = v;
+  return true;
+}
+
+bool parse_float(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  if (text == "inf" || text == ".inf" || text == "Infinity") {
+    out = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (errno != 0 || *end != '\0' || std::isnan(v)) return false;
+  out = v;
+  return true;
+}
+
+bool parse_bool(const std::string& text, bool& out) {
+  std::string t = text;
+  std::transform(t.begin(), t.end(), t.begin(), ::tolower);
+  if (t == "true" || t == "1" || t == "yes" || t == "on") return out = true, true;
+  if (t == "false" || t == "0" || t == "no" || t == "off") return out = false, true;
+  return false;
+}
+
+struct KeyDef {
+  KeyInfo info;
+  std::function<void(Config&, const std::string&)> set;  // throws std::string on a bad value
+  std::function<std::string(const Config&)> get;
+};
+
+Check at_least(double lo) {
+  return [lo](double v) {
+    return v >= lo ? std::string() : "must be >= " + format_double(lo);
+  };
+}
+Check in_range(double lo, double hi) {
+  return [lo, hi](double v) {
+    return (v >= lo && v <= hi) ? std::string()
+                                : "must be in [" + format_double(lo) + ", " + format_double(hi) + "]";
+  };
+}
+
+template <class Ref>
+KeyDef int_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
+  return {{key, "int", help, affects},
+          [ref, check](Config& c, const std::string& text) {
+            int64_t v;
+            if (!parse_int(text, v)) throw std::string("expected an integer");
+            if (check) {
+              std::string why = check(static_cast<double>(v));
+              if (!why.empty()) throw why;
+            }
+            ref(c) = v;
+          },
+          [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); }};
+}
+
+template <class Ref>
+KeyDef uint_key(std::string key, std::string help, bool affects, Ref ref) {
+  return {{key, "int", help, affects},
+          [ref](Config& c, const std::string& text) {
+            int64_t v;
+            if (!parse_int(text, v) || v < 0) throw std::string("expected a non-negative integer");
+            ref(c) = static_cast<uint64_t>(v);
+          },
+          [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); }};
+}
+
+template <class Ref>
+KeyDef float_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
+  return {{key, "float", help, affects},
+          [ref, check](Config& c, const std::string& text) {
+            double v;
+            if (!parse_float(text, v)) throw std::string("expected a number");
+            if (check) {
+              std::string why = check(v);
+              if (!why.empty()) throw why;
+            }
+            ref(c) = v;
+          },
+          [ref](const Config& c) { return format_double(ref(const_cast<Config&>(c))); }};
+}
+
+template <class Ref>
+KeyDef bool_key(std::string key, std::string help, bool affects, Ref ref) {
+  return {{key, "bool", help, affects},
+          [ref](Config& c, const std::string& text) {
+            bool v;
+            if (!parse_bool(text, v)) throw std::string("expected true or false");
+            ref(c) = v;
+          },
+          [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; }};
+}
+
+template <class Ref>
+KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
+                  std::function<std::string(const std::string&)> check = {}) {
+  return {{key, "string", help, affects},
+          [ref, check](Config& c, const std::string& text) {
+            if (check) {
+              std::string why = check(text);
+              if (!why.empty()) throw why;
+            }
+            ref(c) = text;
+          },
+          [ref](const Config& c) { return ref(const_cast<Config&>(c)); }};
+}
+
+std::function<std::string(const std::string&)> one_of(std::vector<std::string> options) {
+  return [options](const std::string& v) {
+    if (std::find(options.begin(), options.end(), v) != options.end()) return std::string();
+    std::string list;
+    for (const auto& o : options) list += (list.empty() ? "" : ", ") + o;
+    return "must be one of: " + list;
+  };
+}
+
+std::string check_scheduler(const std::string& v) {
+  static const std::regex pattern("constant|cosine-decay|linear-decay|cosine-[0-9]+");
+  if (std::regex_match(v, pattern) && v != "cosine-0") return "";
+  return "must be constant, cosine-decay, linear-decay or cosine-N with N > 0 (e.g. cosine-4000)";
+}
+
+std::string check_device(const std::string& v) {
+  static const std::regex pattern("auto|cpu|cuda|cuda:[0-9]+");
+  return std::regex_match(v, pattern) ? "" : "must be auto, cpu, cuda or cuda:N";
+}
+
+const std::vector<KeyDef>& key_table() {
+  using C = Config;
+  static const std::vector<KeyDef> table = {
+      string_key("name", "run name (a row of a report)", false, [](C& c) -> auto& { return c.name; }),
+      string_key("preset", "preset the run started from", false,
+                 [](C& c) -> auto& { return c.preset; }),
+      uint_key("seed", "seed of every random generator", true, [](C& c) -> auto& { return c.seed; }),
+
+      string_key("data.name", "dataset: cifar10, cifar100, mnist, fashion-mnist", true,
+                 [](C& c) -> auto& { return c.data.name; },
+                 one_of({"cifar10", "cifar100", "mnist", "fashion-mnist"})),
+      string_key("data.path", "folder with the dataset files (empty: standard location)", false,
+                 [](C& c) -> auto& { return c.data.path; }),
+      int_key("data.size", "first N training images (0 = all)", true,
+              [](C& c) -> auto& { return c.data.size; }, at_least(0)),
+      int_key("data.batch_size", "images per block (and per SGD step)", true,
+              [](C& c) -> auto& { return c.data.batch_size; }, at_least(1)),
+      string_key("data.augmentations", "training augmentation: crop-flip or none", true,
+                 [](C& c) -> auto& { return c.data.augmentations; }, one_of({"crop-flip", "none"})),
+      int_key("data.crop_padding", "zero padding of the random crop", true,
+              [](C& c) -> auto& { return c.data.crop_padding; }, in_range(0, 64)),
+      int_key("data.fixed_augmentations", "N fixed augmented copies of the training set (0 = off)",
+              true, [](C& c) -> auto& { return c.data.fixed_augmentations; }, in_range(0, 1000)),
+
+      string_key("model.name", "architecture", true, [](C& c) -> auto& { return c.model.name; }),
+      int_key("model.width", "channels of the first stage (64 = paper)", true,
+              [](C& c) -> auto& { return c.model.width; }, in_range(1, 4096)),
+      bool_key("model.zero_init_residual", "zero the last BN of each residual branch", true,
+               [](C& c) -> auto& { return c.model.zero_init_residual; }),
+
+      int_key("hyp.steps", "full-batch steps, or epochs when stochastic", true,
+              [](C& c) -> auto& { return c.hyp.steps; }, at_least(1)),
+      bool_key("hyp.train_stochastic", "mini-batch SGD instead of full batch", true,
+               [](C& c) -> auto& { return c.hyp.train_stochastic; }),
+      bool_key("hyp.train_semi_stochastic", "SGD over one round of the fixed augmentations per epoch",
+               true, [](C& c) -> auto& { return c.hyp.train_semi_stochastic; }),
+      bool_key("hyp.shuffle", "new random data order every epoch (SGD) or step (full batch)", true,
+               [](C& c) -> auto& { return c.hyp.shuffle; }),
+      bool_key("hyp.sample_with_replacement", "SGD batches drawn with replacement", true,
+               [](C& c) -> auto& { return c.hyp.sample_with_replacement; }),
+      int_key("hyp.train_switch_stochastic", "after this step switch to SGD (0 = never)", true,
+              [](C& c) -> auto& { return c.hyp.train_switch_stochastic; }, at_least(0)),
+      float_key("hyp.optim.lr", "base learning rate", true,
+                [](C& c) -> auto& { return c.hyp.optim.lr; }, at_least(0)),
+      float_key("hyp.optim.momentum", "momentum", true,
+                [](C& c) -> auto& { return c.hyp.optim.momentum; }, in_range(0, 1)),
+      float_key("hyp.optim.weight_decay", "weight decay (added to the gradient)", true,
+                [](C& c) -> auto& { return c.hyp.optim.weight_decay; }, at_least(0)),
+      bool_key("hyp.optim.nesterov", "Nesterov momentum", true,
+               [](C& c) -> auto& { return c.hyp.optim.nesterov; }),
+      int_key("hyp.warmup", "linear warm-up steps from lr 0", true,
+              [](C& c) -> auto& { return c.hyp.warmup; }, at_least(0)),
+      string_key("hyp.scheduler", "constant, cosine-decay, linear-decay or cosine-N", true,
+                 [](C& c) -> auto& { return c.hyp.scheduler; }, check_scheduler),
+      float_key("hyp.grad_clip", "clip the full gradient to this norm (0 = off)", true,
+                [](C& c) -> auto& { return c.hyp.grad_clip; }, at_least(0)),
+      float_key("hyp.grad_clip_norm", "norm used for clipping: 2 or inf", true,
+                [](C& c) -> auto& { return c.hyp.grad_clip_norm; },
+                [](double v) {
+                  return (v == 2.0 || std::isinf(v)) ? std::string() : "must be 2 or inf";
+                }),
+      float_key("hyp.batch_clip", "clip each block's gradient to this norm (0 = off)", true,
+                [](C& c) -> auto& { return c.hyp.batch_clip; }, at_least(0)),
+      float_key("hyp.grad_reg.block_strength", "gradient regularization per block (alpha)", true,
+                [](C& c) -> auto& { return c.hyp.grad_reg.block_strength; }, at_least(0)),
+      float_key("hyp.grad_reg.acc_strength", "gradient regularization of the full gradient", true,
+                [](C& c) -> auto& { return c.hyp.grad_reg.acc_strength; }, at_least(0)),
+      float_key("hyp.grad_reg.eps", "finite-difference step", true,
+                [](C& c) -> auto& { return c.hyp.grad_reg.eps; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      string_key("hyp.grad_reg.implementation",
+                 "forward-differences, central-differences or double-backprop", true,
+                 [](C& c) -> auto& { return c.hyp.grad_reg.implementation; },
+                 one_of({"forward-differences", "central-differences", "double-backprop"})),
+      int_key("hyp.sub_batch", "regularizer sub-block size (0 = whole block)", true,
+              [](C& c) -> auto& { return c.hyp.sub_batch; }, at_least(0)),
+      float_key("hyp.grad_noise.additive", "additive Gaussian gradient noise scale", true,
+                [](C& c) -> auto& { return c.hyp.grad_noise.additive; }, at_least(0)),
+      float_key("hyp.grad_noise.multiplicative", "multiplicative Gaussian gradient noise scale",
+                true, [](C& c) -> auto& { return c.hyp.grad_noise.multiplicative; }, at_least(0)),
+      float_key("hyp.label_smoothing", "label smoothing", true,
+                [](C& c) -> auto& { return c.hyp.label_smoothing; }, in_range(0, 1)),
+      bool_key("hyp.evaluate_ema", "evaluate an exponential moving average of the weights", true,
+               [](C& c) -> auto& { return c.hyp.evaluate_ema; }),
+      float_key("hyp.eval_ema_momentum", "EMA momentum", true,
+                [](C& c) -> auto& { return c.hyp.eval_ema_momentum; }, in_range(0, 1)),
+      int_key("hyp.stop_at_full_training_accuracy", "stop after K steps at 100% train accuracy",
+              true, [](C& c) -> auto& { return c.hyp.stop_at_full_training_accuracy; },
+              at_least(0)),
+
+      int_key("impl.validate_every_nth_step", "evaluate on the test set every N steps", false,
+              [](C& c) -> auto& { return c.impl.validate_every_nth_step; }, at_least(1)),
+      int_key("impl.threads", "CPU threads (0 = all cores)", false,
+              [](C& c) -> auto& { return c.impl.threads; }, in_range(0, 1024)),
+      string_key("impl.device", "auto, cpu, cuda or cuda:N", false,
+                 [](C& c) -> auto& { return c.impl.device; }, check_device),
+      int_key("impl.eval_batch_size", "images per evaluation forward pass", false,
+              [](C& c) -> auto& { return c.impl.eval_batch_size; }, at_least(1)),
+      bool_key("impl.test_time_flips", "average logits over horizontal flips at evaluation", true,
+               [](C& c) -> auto& { return c.impl.test_time_flips; }),
+      string_key("impl.mixed_precision", "none, bf16 or fp16 autocast (CUDA)", true,
+                 [](C& c) -> auto& { return c.impl.mixed_precision; },
+                 one_of({"none", "bf16", "fp16"})),
+      string_key("impl.accumulation_dtype", "dtype of the full-gradient accumulator", true,
+                 [](C& c) -> auto& { return c.impl.accumulation_dtype; },
+                 one_of({"float32", "float64"})),
+      bool_key("impl.channels_last", "channels-last memory format", false,
+               [](C& c) -> auto& { return c.impl.channels_last; }),
+      bool_key("impl.deterministic", "deterministic kernels (bit-reproducible on GPU)", false,
+               [](C& c) -> auto& { return c.impl.deterministic; }),
+      bool_key("impl.progress", "one-line console progress display", false,
+               [](C& c) -> auto& { return c.impl.progress; }),
+      int_key("impl.checkpoint.save_every_nth_step", "checkpoint every N steps (0 = only at end)",
+              false, [](C& c) -> auto& { return c.impl.checkpoint_every; }, at_least(0)),
+      int_key("impl.checkpoint.keep", "checkpoints kept", false,
+              [](C& c) -> auto& { return c.impl.checkpoint_keep; }, at_least(1)),
+      float_key("impl.dist_timeout_s", "seconds before a silent rank is declared dead", false,
+                [](C& c) -> auto& { return c.impl.dist_timeout_s; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+  };
+  return table;
+}
+
+const KeyDef* find_key(const std::string& key) {
+  for (const auto& def : key_table())
+    if (def.info.key == key) return &def;
+  return nullptr;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+void flatten_yaml(const YAML::Node& node, const std::string& prefix,
+                  std::vector<std::pair<std::string, YAML::Node>>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      flatten_yaml(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+    }
+  } else {
+    out.emplace_back(prefix, node);
+  }
+}
+
+}  // namespace
+
+const std::vector<KeyInfo>& config_keys() {
+  static const std::vector<KeyInfo> keys = [] {
+    std::vector<KeyInfo> out;
+    for (const auto& def : key_table()) out.push_back(def.info);
+    return out;
+  }();
+  return keys;
+}
+
+std::string closest_key(const std::string& key) {
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& def : key_table()) {
+    size_t d = edit_distance(key, def.info.key);
+    // A key that ends the same way (hyp.lr for hyp.optim.lr) is a good guess too.
+    const std::string& k = def.info.key;
+    auto dot = key.rfind('.');
+    std::string leaf = dot == std::string::npos ? key : key.substr(dot + 1);
+    if (k.size() >= leaf.size() + 1 && k.compare(k.size() - leaf.size(), leaf.size(), leaf) == 0 &&
+        k[k.size() - leaf.size() - 1] == '.')
+      d = std::min(d, size_t(2));
+    if (d < best_distance) best_distance = d, best = k;
+  }
+  return best_distance <= std::max<size_t>(3, key.size() / 3) ? best : "";
+}
+
+void set_key(Config& config, const std::string& key, const std::string& value,
+             const std::string& origin) {
+  std::string where = origin.empty() ? "" : " (" + origin + ")";
+  const KeyDef* def = find_key(key);
+  if (!def) {
+    std::string hint = closest_key(key);
+    throw UserError("unknown config key '" + key + "'" + where +
+                    (hint.empty() ? "; `fullbatch keys` lists them"
+                                  : "; did you mean '" + hint + "'?"));
+  }
+  try {
+    def->set(config, value);
+  } catch (const std::string& why) {
+    throw UserError("config key '" + key + "'" + where + ": bad value '" + value + "': " + why);
+  }
+}
+
+std::string get_key(const Config& config, const std::string& key) {
+  const KeyDef* def = find_key(key);
+  if (!def) throw UserError("unknown config key '" + key + "'");
+  return def->get(config);
+}
+
+void apply_override(Config& config, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UserError("bad override '" + assignment + "': expected key=value (e.g. hyp.steps=10)");
+  std::string key = assignment.substr(0, eq);
+  // Hydra-style "+key=value" and "++key=value" mean the same here.
+  while (!key.empty() && key[0] == '+') key.erase(0, 1);
+  set_key(config, key, assignment.substr(eq + 1), "command line");
+}
+
+void apply_yaml_text(Config& config, const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw UserError("config " + origin + ": invalid YAML at line " +
+                    std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw UserError("config " + origin + ": expected a mapping of keys to values");
+  std::vector<std::pair<std::string, YAML::Node>> leaves;
+  try {
+    flatten_yaml(root, "", leaves);
+  } catch (const YAML::Exception& e) {
+    throw UserError("config " + origin + ": bad key: " + e.msg);
+  }
+  for (const auto& [key, node] : leaves) {
+    if (!node.IsScalar() && !node.IsNull())
+      throw UserError("config " + origin + ": key '" + key + "' must hold a single value");
+    set_key(config, key, node.IsNull() ? "" : node.Scalar(), origin);
+  }
+}
+
+void apply_yaml_file(Config& config, const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw UserError("config file " + path + ": cannot be read: " + std::strerror(errno));
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  apply_yaml_text(config, text, path);
+}
+
+std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& def : key_table()) out.emplace_back(def.info.key, def.get(config));
+  return out;
+}
+
+std::string to_yaml(const Config& config) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& def : key_table()) {
+    std::vector<std::string> parts;
+    std::stringstream ss(def.info.key);
+    for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+    // yaml-cpp nodes are handles: walking down by reassignment would rebind, so use a stack.
+    std::vector<YAML::Node> path{root};
+    for (size_t i = 0; i + 1 < parts.size(); ++i) path.push_back(path.back()[parts[i]]);
+    std::string value = def.get(config);
+    if (def.info.type == "string") {
+      path.back()[parts.back()] = value;
+    } else {
+      path.back()[parts.back()] = YAML::Load(value);
+    }
+  }
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+void validate(const Config& c) {
+  auto fail = [](const std::string& key, const std::string& why) {
+    throw UserError("config key '" + key + "': " + why);
+  };
+  if (c.hyp.sub_batch > 0 && c.hyp.sub_batch > c.data.batch_size)
+    fail("hyp.sub_batch", "sub-block " + std::to_string(c.hyp.sub_batch) +
+                              " is larger than the block (data.batch_size=" +
+                              std::to_string(c.data.batch_size) + ")");
+  if (c.hyp.train_stochastic && c.hyp.train_switch_stochastic > 0)
+    fail("hyp.train_switch_stochastic", "needs hyp.train_stochastic=false (it switches to SGD)");
+  if (c.hyp.train_semi_stochastic && c.data.fixed_augmentations == 0)
+    fail("hyp.train_semi_stochastic", "needs data.fixed_augmentations > 0");
+  if (c.data.fixed_augmentations > 0 && c.data.augmentations != "crop-flip")
+    fail("data.fixed_augmentations", "needs data.augmentations=crop-flip");
+  if (c.hyp.sample_with_replacement && !c.hyp.train_stochastic)
+    fail("hyp.sample_with_replacement", "only applies to SGD (hyp.train_stochastic=true)");
+}
+
+}  // namespace fullbatch

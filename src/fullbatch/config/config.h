@@ -1,0 +1,123 @@
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fullbatch {
+
+// Every setting of a run. Key names and meanings follow the reference implementation's Hydra
+// config (data.*, model.*, hyp.*, impl.*), so its configs translate one to one. The table in
+// config.cpp is the single list of keys: parsing, validation, help and config.yaml come from it.
+struct Config {
+  std::string name = "run";
+  std::string preset;  // informational: the preset the run started from
+  uint64_t seed = 0;
+
+  struct Data {
+    std::string name = "cifar10";
+    std::string path;  // empty: the dataset's standard location
+    int64_t size = 0;  // first N training images; 0 = all
+    int64_t batch_size = 128;
+    std::string augmentations = "crop-flip";  // crop-flip | none
+    int64_t crop_padding = 4;
+    int64_t fixed_augmentations = 0;  // N x fixed augmented copies; 0 = live augmentation
+  } data;
+
+  struct Model {
+    std::string name = "resnet18";
+    int64_t width = 64;
+    bool zero_init_residual = false;
+  } model;
+
+  struct Hyp {
+    int64_t steps = 300;  // full-batch steps, or epochs when training stochastically
+    bool train_stochastic = false;
+    bool train_semi_stochastic = false;
+    bool shuffle = false;
+    bool sample_with_replacement = false;
+    int64_t train_switch_stochastic = 0;  // >0: switch from full batch to SGD after this step
+    struct Optim {
+      double lr = 0.1;
+      double momentum = 0.9;
+      double weight_decay = 5e-4;
+      bool nesterov = true;
+    } optim;
+    int64_t warmup = 5;
+    std::string scheduler = "cosine-decay";  // constant | cosine-decay | cosine-N
+    double grad_clip = 0.0;                  // l2 (or inf) norm of the full gradient; 0 = off
+    double grad_clip_norm = 2.0;             // 2 or inf
+    double batch_clip = 0.0;                 // per-block clipping; 0 = off
+    struct GradReg {
+      double block_strength = 0.0;
+      double acc_strength = 0.0;
+      double eps = 1e-2;
+      std::string implementation = "forward-differences";
+    } grad_reg;
+    int64_t sub_batch = 0;  // split each block for the regularizer; 0 = whole block
+    struct GradNoise {
+      double additive = 0.0;
+      double multiplicative = 0.0;
+    } grad_noise;
+    double label_smoothing = 0.0;
+    bool evaluate_ema = false;
+    double eval_ema_momentum = 0.995;
+    int64_t stop_at_full_training_accuracy = 0;  // stop after K steps at 100% train accuracy
+  } hyp;
+
+  struct Impl {
+    int64_t validate_every_nth_step = 100;
+    int64_t threads = 0;  // 0 = all cores
+    std::string device = "auto";
+    int64_t eval_batch_size = 1000;
+    bool test_time_flips = false;
+    std::string mixed_precision = "none";       // none | bf16 | fp16
+    std::string accumulation_dtype = "float32";  // float32 | float64
+    bool channels_last = false;
+    bool deterministic = false;
+    bool progress = true;
+    int64_t checkpoint_every = 0;  // impl.checkpoint.save_every_nth_step
+    int64_t checkpoint_keep = 2;
+    double dist_timeout_s = 300.0;
+  } impl;
+};
+
+struct KeyInfo {
+  std::string key;
+  std::string type;  // int, float, bool, string
+  std::string help;
+  bool affects_results;  // a resumed run must agree on it
+};
+
+// All keys, in the order config.yaml lists them.
+const std::vector<KeyInfo>& config_keys();
+
+// Sets one dotted key from its text; throws UserError naming the key (and the closest known key
+// when the key is unknown). `origin` names where the value came from, for the message.
+void set_key(Config& config, const std::string& key, const std::string& value,
+             const std::string& origin = "");
+
+// The value of a key, formatted so that set_key(format) reproduces it exactly.
+std::string get_key(const Config& config, const std::string& key);
+
+// "key=value" -> set_key; throws UserError for a malformed override.
+void apply_override(Config& config, const std::string& assignment);
+
+// Reads a YAML file of nested keys (data: {size: 512}) or dotted keys (data.size: 512).
+void apply_yaml_file(Config& config, const std::string& path);
+void apply_yaml_text(Config& config, const std::string& text, const std::string& origin);
+
+// The resolved config as nested YAML text.
+std::string to_yaml(const Config& config);
+
+// All keys and values, flattened.
+std::vector<std::pair<std::string, std::string>> flatten(const Config& config);
+
+// Checks relations between keys that no single value shows; throws UserError.
+void validate(const Config& config);
+
+// Closest known key by edit distance, or "" when nothing is close.
+std::string closest_key(const std::string& key);
+
+}  // namespace fullbatch

@@ -1,0 +1,64 @@
+#include "fullbatch/data/block_source.h"
+
+#include <torch/torch.h>
+
+#include "fullbatch/common/rng.h"
+
+namespace fullbatch {
+namespace {
+
+torch::Tensor finish(torch::Tensor x, const Dataset& data, bool channels_last) {
+  x = normalize(x, data);
+  return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+}
+
+}  // namespace
+
+BlockSource::BlockSource(const Dataset& data, BlockSourceOptions options)
+    : data_(data), options_(options) {
+  if (options_.fixed_rounds > 0) {
+    const int64_t total = options_.fixed_rounds * data_.train.size();
+    auto gen = keyed_generator(options_.seed, Stream::kFixedAugment, {});
+    CropFlipParams p = draw_crop_flip(total, options_.padding, gen);
+    const auto device = data_.train.images.device();
+    table_dx_ = p.dx.to(torch::kInt8).to(device);
+    table_dy_ = p.dy.to(torch::kInt8).to(device);
+    table_flip_ = p.flip.to(torch::kBool).to(device);
+  }
+}
+
+int64_t BlockSource::num_samples() const {
+  return std::max<int64_t>(1, options_.fixed_rounds) * data_.train.size();
+}
+
+int64_t BlockSource::table_bytes() const {
+  if (!table_dx_.defined()) return 0;
+  return table_dx_.nbytes() + table_dy_.nbytes() + table_flip_.nbytes();
+}
+
+Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t block_id) const {
+  const auto device = data_.train.images.device();
+  torch::Tensor s = samples.to(device, torch::kInt64);
+  if (options_.fixed_rounds > 0) {
+    torch::Tensor images = s.remainder(data_.train.size());
+    torch::Tensor x = data_.train.images.index_select(0, images);
+    CropFlipParams p{table_dx_.index_select(0, s).to(torch::kInt64),
+                     table_dy_.index_select(0, s).to(torch::kInt64),
+                     table_flip_.index_select(0, s)};
+    x = apply_crop_flip(x, p, options_.padding);
+    return {finish(x, data_, options_.channels_last), data_.train.labels.index_select(0, images)};
+  }
+  torch::Tensor x = data_.train.images.index_select(0, s);
+  if (options_.augment) {
+    auto gen = keyed_generator(options_.seed, Stream::kAugment, {step, block_id});
+    x = apply_crop_flip(x, draw_crop_flip(x.size(0), options_.padding, gen), options_.padding);
+  }
+  return {finish(x, data_, options_.channels_last), data_.train.labels.index_select(0, s)};
+}
+
+Block test_block(const Dataset& data, int64_t begin, int64_t end, bool channels_last) {
+  return {finish(data.test.images.slice(0, begin, end), data, channels_last),
+          data.test.labels.slice(0, begin, end)};
+}
+
+}  // namespace fullbatch

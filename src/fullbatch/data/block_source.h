@@ -1,0 +1,53 @@
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "fullbatch/data/augment.h"
+#include "fullbatch/data/dataset.h"
+
+namespace fullbatch {
+
+struct Block {
+  torch::Tensor inputs;  // float [n, C, H, W], normalized, on the data's device
+  torch::Tensor labels;  // int64 [n]
+};
+
+struct BlockSourceOptions {
+  bool augment = true;      // crop-flip
+  int64_t padding = 4;
+  int64_t fixed_rounds = 0;  // N x fixed augmentation; 0 = live augmentation
+  uint64_t seed = 0;
+  bool channels_last = false;
+};
+
+// Turns sample indices into normalized (and augmented) blocks. A "sample" is a training image,
+// or with N fixed rounds an (image, round) pair whose crop-flip was drawn once at construction:
+// only 3 bytes per sample are stored, the images are produced block by block.
+class BlockSource {
+ public:
+  BlockSource(const Dataset& data, BlockSourceOptions options);
+
+  int64_t num_samples() const;
+  int64_t num_images() const { return data_.train.size(); }
+  int64_t rounds() const { return options_.fixed_rounds; }
+
+  // `samples`: int64 indices (any device). Live augmentation is drawn from a generator keyed by
+  // (seed, step, block), so a block's images depend only on which block of which step it is.
+  Block block(const torch::Tensor& samples, uint64_t step, uint64_t block_id) const;
+
+  // Bytes held for the fixed augmentation table (0 for live augmentation).
+  int64_t table_bytes() const;
+
+ private:
+  const Dataset& data_;
+  BlockSourceOptions options_;
+  // Fixed rounds: sample s is image s % n with offsets table_[s]; int8/bool tensors.
+  torch::Tensor table_dx_, table_dy_, table_flip_;
+};
+
+// Block-wise evaluation data (no augmentation).
+Block test_block(const Dataset& data, int64_t begin, int64_t end, bool channels_last);
+
+}  // namespace fullbatch

@@ -1,0 +1,33 @@
+#pragma once
+#include <torch/types.h>
+
+#include <memory>
+#include <vector>
+
+namespace fullbatch {
+
+// What the trainer needs from a process group. The trainer is written against this so that the
+// same step runs in one process (LocalCommunicator) or many (c10d, see process_group.h).
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // In-place sum over ranks; tensors may be of different shapes (bucketed by the implementation).
+  virtual void all_reduce_sum(std::vector<torch::Tensor>& tensors) = 0;
+  // In-place copy of rank `root`'s tensors to every rank.
+  virtual void broadcast(std::vector<torch::Tensor>& tensors, int root) = 0;
+  virtual void barrier() = 0;
+  bool is_root() const { return rank() == 0; }
+};
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  void all_reduce_sum(std::vector<torch::Tensor>&) override {}
+  void broadcast(std::vector<torch::Tensor>&, int) override {}
+  void barrier() override {}
+};
+
+}  // namespace fullbatch

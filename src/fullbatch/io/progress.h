@@ -1,0 +1,31 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace fullbatch {
+
+struct StepRecord;
+
+// One console line, rewritten in place on a terminal (a line per evaluation otherwise), with an
+// ETA from the mean step time so far.
+class Progress {
+ public:
+  Progress(std::string label, int64_t total_steps, bool enabled, std::FILE* out = stderr);
+  void update(const StepRecord& record);
+  void finish();
+
+ private:
+  std::string label_;
+  int64_t total_;
+  bool enabled_;
+  bool tty_;
+  std::FILE* out_;
+  double last_val_ = -1;
+  bool dirty_ = false;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace fullbatch

@@ -1,0 +1,38 @@
+#include "fullbatch/io/run_writer.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/io/files.h"
+
+namespace fullbatch {
+namespace fs = std::filesystem;
+
+RunWriter::RunWriter(std::string dir, bool resume) : dir_(std::move(dir)) {
+  if (!resume && fs::exists(fs::path(dir_) / "summary.json"))
+    throw UserError("output directory " + dir_ +
+                    " already holds a run; choose another --out or continue it with --resume");
+  ensure_writable_dir(dir_);
+}
+
+std::string RunWriter::path(const std::string& file) const { return (fs::path(dir_) / file).string(); }
+
+void RunWriter::write_config(const Config& config) const {
+  write_file_atomic(path("config.yaml"), to_yaml(config));
+}
+
+void RunWriter::append_metrics(const nlohmann::json& record) const {
+  std::ofstream out(path("metrics.jsonl"), std::ios::app);
+  out << record.dump() << "\n";
+  out.flush();
+  if (!out) throw UserError("cannot append to " + path("metrics.jsonl") + ": " + std::strerror(errno));
+}
+
+void RunWriter::write_summary(const nlohmann::json& summary) const {
+  write_file_atomic(path("summary.json"), summary.dump(2) + "\n");
+}
+
+}  // namespace fullbatch

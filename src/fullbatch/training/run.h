@@ -1,0 +1,24 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+
+#include "fullbatch/config/config.h"
+#include "fullbatch/distributed/communicator.h"
+
+namespace fullbatch {
+
+struct RunOptions {
+  std::string out_dir;
+  bool resume = false;
+  bool progress = true;
+};
+
+// Trains one run end to end and writes its run directory (rank 0 only): config.yaml,
+// metrics.jsonl, summary.json, model.pt. Returns the summary. A diverged run writes a summary
+// with status "diverged" and throws UserError saying at which step.
+nlohmann::json run_training(const Config& config, const RunOptions& options,
+                            std::shared_ptr<Communicator> comm = nullptr);
+
+}  // namespace fullbatch
