@@ -11,10 +11,14 @@
 namespace fullbatch {
 namespace fs = std::filesystem;
 
-RunWriter::RunWriter(std::string dir, bool resume) : dir_(std::move(dir)) {
-  if (!resume && fs::exists(fs::path(dir_) / "summary.json"))
-    throw UserError("output directory " + dir_ +
+void RunWriter::check_available(const std::string& dir, bool resume) {
+  if (!resume && fs::exists(fs::path(dir) / "summary.json"))
+    throw UserError("output directory " + dir +
                     " already holds a run; choose another --out or continue it with --resume");
+}
+
+RunWriter::RunWriter(std::string dir, bool resume) : dir_(std::move(dir)) {
+  check_available(dir_, resume);
   ensure_writable_dir(dir_);
 }
 

@@ -15,6 +15,9 @@ class RunWriter {
   // new run never overwrites results already written.
   RunWriter(std::string dir, bool resume);
 
+  // Throws UserError when `dir` already holds a run and `resume` is not set.
+  static void check_available(const std::string& dir, bool resume);
+
   const std::string& dir() const { return dir_; }
   std::string path(const std::string& file) const;
 

@@ -32,12 +32,15 @@ nlohmann::json base_summary(const Config& config, const Trainer& trainer) {
 nlohmann::json run_training(const Config& config, const RunOptions& options,
                             std::shared_ptr<Communicator> comm) {
   if (!comm) comm = std::make_shared<LocalCommunicator>();
+  // Refuse an occupied folder before the (slow) data loading, but create nothing until the
+  // config and the data have been checked, so a bad input leaves no half-made run behind.
+  if (comm->is_root()) RunWriter::check_available(options.out_dir, options.resume);
+  Trainer trainer(config, comm);
   std::optional<RunWriter> writer;
   if (comm->is_root()) {
     writer.emplace(options.out_dir, options.resume);
     writer->write_config(config);
   }
-  Trainer trainer(config, comm);
   nlohmann::json summary = base_summary(config, trainer);
   if (writer) writer->write_summary(summary);
 

@@ -1,0 +1,19 @@
+#pragma once
+// Each group of subcommands registers itself here; main() runs the one that was parsed.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace fullbatch::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+using Commands = std::vector<Command>;
+
+void add_training_commands(CLI::App& app, Commands& out);    // train, eval, presets, keys
+void add_experiment_commands(CLI::App& app, Commands& out);  // demo, sweep, report
+
+}  // namespace fullbatch::cli

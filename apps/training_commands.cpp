@@ -1,0 +1,111 @@
+// train, eval, presets, keys.
+#include "commands.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/config/config.h"
+#include "fullbatch/config/presets.h"
+#include "fullbatch/config/resolve.h"
+#include "fullbatch/io/weights.h"
+#include "fullbatch/training/run.h"
+#include "fullbatch/training/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace fullbatch::cli {
+namespace {
+
+struct TrainArgs {
+  std::string preset;
+  std::vector<std::string> configs;
+  std::string out;
+  std::string resume;
+  std::vector<std::string> overrides;
+  bool quiet = false;
+};
+
+int cmd_train(const TrainArgs& a) {
+  Config config = resolve_config(a.preset, a.configs, a.overrides);
+  RunOptions options;
+  options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
+  options.progress = config.impl.progress && !a.quiet;
+  nlohmann::json summary = run_training(config, options);
+  std::printf("%s: val accuracy %.2f%% after %lld steps (%.1f s); run directory %s\n",
+              config.name.c_str(), summary.value("final_val_accuracy", 0.0),
+              static_cast<long long>(summary.value("steps", 0)), summary.value("total_time_s", 0.0),
+              options.out_dir.c_str());
+  return 0;
+}
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::vector<std::string> configs;
+  std::vector<std::string> overrides;
+};
+
+int cmd_eval(const EvalArgs& a) {
+  if (!fs::is_regular_file(a.checkpoint))
+    throw UserError("checkpoint " + a.checkpoint + ": no such file");
+  std::vector<std::string> configs;
+  fs::path run_config = fs::path(a.checkpoint).parent_path() / "config.yaml";
+  if (fs::exists(run_config)) configs.push_back(run_config.string());
+  configs.insert(configs.end(), a.configs.begin(), a.configs.end());
+  Config config = resolve_config("", configs, a.overrides);
+  Trainer trainer(config, std::make_shared<LocalCommunicator>());
+  load_weights(trainer.model(), a.checkpoint);
+  Evaluation e = trainer.evaluate();
+  nlohmann::json out = {{"checkpoint", a.checkpoint}, {"dataset", config.data.name},
+                        {"test_images", e.images},   {"val_accuracy", e.accuracy},
+                        {"val_loss", e.loss}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+int cmd_presets() {
+  for (const auto& p : presets()) {
+    std::printf("%-16s %-10s paper: %-26s %s\n", p.name.c_str(), p.table.c_str(),
+                p.paper_accuracy.c_str(), p.description.c_str());
+    std::string changes;
+    for (const auto& [k, v] : p.overrides) changes += " " + k + "=" + v;
+    std::printf("%-16s   sets:%s\n", "", changes.c_str());
+  }
+  return 0;
+}
+
+int cmd_keys() {
+  Config defaults;
+  for (const auto& k : config_keys())
+    std::printf("%-40s %-7s %-22s %s\n", k.key.c_str(), k.type.c_str(),
+                ("[" + get_key(defaults, k.key) + "]").c_str(), k.help.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_training_commands(CLI::App& app, Commands& out) {
+  auto train = std::make_shared<TrainArgs>();
+  auto* t = app.add_subcommand("train", "train one run (full batch or SGD)");
+  t->add_option("--preset", train->preset, "a paper experiment (see `fullbatch presets`)");
+  t->add_option("--config", train->configs, "YAML file(s) of config keys");
+  t->add_option("--out", train->out, "run directory (default runs/<name>_s<seed>)");
+  t->add_flag("--quiet", train->quiet, "no progress line");
+  t->add_option("overrides", train->overrides, "key=value config overrides");
+  out.push_back({t, [train] { return cmd_train(*train); }});
+
+  auto eval = std::make_shared<EvalArgs>();
+  auto* e = app.add_subcommand("eval", "evaluate saved weights on the test set");
+  e->add_option("--checkpoint", eval->checkpoint, "model.pt of a run")->required();
+  e->add_option("--config", eval->configs, "YAML file(s) of config keys");
+  e->add_option("overrides", eval->overrides, "key=value config overrides");
+  out.push_back({e, [eval] { return cmd_eval(*eval); }});
+
+  out.push_back({app.add_subcommand("presets", "list the paper's experiments"), cmd_presets});
+  out.push_back({app.add_subcommand("keys", "list every config key with its default"), cmd_keys});
+}
+
+}  // namespace fullbatch::cli

@@ -1,0 +1,44 @@
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fullbatch {
+
+// One row of a sweep: a preset (may be empty) plus overrides, under a row name.
+struct SweepRow {
+  std::string name;
+  std::string preset;
+  std::vector<std::string> overrides;  // key=value
+};
+
+struct Sweep {
+  std::vector<SweepRow> rows;
+  std::vector<uint64_t> seeds = {0};
+  std::vector<std::string> common_overrides;  // applied to every row, after the row's own
+  std::string out_dir = "runs/sweep";
+  bool progress = true;
+};
+
+// Rows named after presets.
+std::vector<SweepRow> rows_from_presets(const std::vector<std::string>& presets);
+
+// A YAML file: `runs:` a list (or a map keyed by row name) of {preset, overrides}, and optional
+// `seeds:` and `overrides:` (common). Throws UserError naming the file and the entry.
+Sweep sweep_from_yaml(const std::string& path);
+
+// Runs every (seed, row) one after another, each in out_dir/<row>_s<seed>. A run whose folder
+// already holds a finished summary (completed or diverged) is not run again; an unfinished one
+// is moved aside (never deleted) and started over. Ends with the report in out_dir/report.
+// Returns the number of runs that diverged.
+int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& paper_numbers,
+              std::ostream& console);
+
+// The paper's ladder at laptop scale (see docs/demo.md for the choices): baseline SGD, baseline
+// full batch, full batch trained longer, + clipping, + gradient regularization.
+std::vector<SweepRow> demo_ladder();
+std::vector<std::string> demo_defaults();  // data and model overrides of the demo
+
+}  // namespace fullbatch
