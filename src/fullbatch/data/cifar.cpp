@@ -9,35 +9,6 @@
 namespace fullbatch {
 namespace {
 
-constexpr int64_t kPixels = 3 * 32 * 32;
-
-// Checks the record framing before anything is reinterpreted as a tensor.
-int64_t count_records(const std::string& path, size_t bytes, const CifarFormat& format,
-                      int64_t expected_records) {
-  const auto rec = static_cast<size_t>(format.record_bytes());
-  if (bytes == 0) throw UserError("data file " + path + ": is empty");
-  if (bytes % rec != 0) {
-    throw UserError("data file " + path + ": truncated: " + std::to_string(bytes) +
-                    " bytes is not a multiple of the " + std::to_string(rec) + "-byte record");
-  }
-  const auto n = static_cast<int64_t>(bytes / rec);
-  if (expected_records > 0 && n != expected_records) {
-    throw UserError("data file " + path + ": has " + std::to_string(n) + " records, expected " +
-                    std::to_string(expected_records));
-  }
-  return n;
-}
-
-// Labels are validated on the host so a bad byte is reported by record, not as a later crash.
-void check_labels(const std::string& path, const torch::Tensor& labels, int64_t num_classes) {
-  auto bad = (labels >= num_classes).nonzero();
-  if (bad.size(0) == 0) return;
-  int64_t i = bad[0][0].item<int64_t>();
-  throw UserError("data file " + path + ": record " + std::to_string(i) + " has label " +
-                  std::to_string(labels[i].item<int64_t>()) + ", expected 0.." +
-                  std::to_string(num_classes - 1));
-}
-
 // One name per non-empty line; falls back to "0".."n-1" when the file is absent.
 std::vector<std::string> read_class_names(const std::string& dir, const std::string& file,
                                           int64_t n) {
@@ -79,23 +50,15 @@ void check_dir(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
-CifarFormat cifar10_format() {
-  return {1, 0, 10};
-}
-CifarFormat cifar100_format() {
-  return {2, 1, 100};
-}
-
 ImageSet read_cifar_file(const std::string& path, const CifarFormat& format,
                          int64_t expected_records) {
   std::vector<uint8_t> bytes = read_data_file(path);
-  const int64_t n = count_records(path, bytes.size(), format, expected_records);
+  const int64_t n = check_cifar_bytes(path, bytes.data(), bytes.size(), format, expected_records);
   auto records = torch::from_blob(bytes.data(), {n, format.record_bytes()}, torch::kUInt8);
   ImageSet set;
   // clone() copies out of `bytes`, which is freed on return.
   set.images = records.slice(1, format.label_bytes).reshape({n, 3, 32, 32}).clone();
   set.labels = records.select(1, format.label_index).to(torch::kLong);
-  check_labels(path, set.labels, format.num_classes);
   return set;
 }
 
