@@ -424,6 +424,13 @@ std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
   return out;
 }
 
+std::vector<std::string> result_differences(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (const auto& def : key_table())
+    if (def.info.affects_results && def.get(a) != def.get(b)) out.push_back(def.info.key);
+  return out;
+}
+
 std::string to_yaml(const Config& config) {
   YAML::Node root(YAML::NodeType::Map);
   for (const auto& def : key_table()) {

@@ -114,6 +114,10 @@ std::string to_yaml(const Config& config);
 // All keys and values, flattened.
 std::vector<std::pair<std::string, std::string>> flatten(const Config& config);
 
+// Keys marked affects_results whose values differ between `a` and `b`, in table order: what a
+// resumed run must refuse.
+std::vector<std::string> result_differences(const Config& a, const Config& b);
+
 // Checks relations between keys that no single value shows; throws UserError.
 void validate(const Config& config);
 
