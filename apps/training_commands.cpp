@@ -11,6 +11,7 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
+#include "fullbatch/io/files.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/run.h"
 #include "fullbatch/training/trainer.h"
@@ -29,16 +30,55 @@ struct TrainArgs {
   bool quiet = false;
 };
 
+void print_result(const Config& config, const nlohmann::json& summary, const std::string& dir) {
+  std::printf("%s: val accuracy %.2f%% after %lld steps (%.1f s); run directory %s\n",
+              config.name.c_str(), summary.value("final_val_accuracy", 0.0),
+              static_cast<long long>(summary.value("steps", 0)), summary.value("total_time_s", 0.0),
+              dir.c_str());
+}
+
+// The run's own config.yaml, then the command line's key=value overrides; run_training refuses
+// any override that would change results.
+int cmd_resume(const TrainArgs& a) {
+  if (!a.preset.empty() || !a.configs.empty())
+    throw UserError("--resume takes the config from " + a.resume +
+                    "/config.yaml; give only key=value overrides");
+  if (!a.out.empty() && fs::path(a.out) != fs::path(a.resume))
+    throw UserError("--resume " + a.resume + " continues that run directory; drop --out " + a.out);
+  if (!fs::is_directory(a.resume))
+    throw UserError("cannot resume " + a.resume + ": no such run directory");
+  const fs::path summary_file = fs::path(a.resume) / "summary.json";
+  if (fs::exists(summary_file)) {
+    nlohmann::json summary =
+        nlohmann::json::parse(read_file(summary_file.string()), nullptr, false);
+    if (summary.is_object() && summary.value("status", "") == "completed") {
+      std::printf("run %s is already complete (%lld steps); nothing to resume\n", a.resume.c_str(),
+                  static_cast<long long>(summary.value("steps", 0)));
+      return 0;
+    }
+  }
+  const fs::path config_file = fs::path(a.resume) / "config.yaml";
+  if (!fs::is_regular_file(config_file))
+    throw UserError("cannot resume " + a.resume + ": not a run directory (no config.yaml)");
+  Config config;
+  apply_yaml_file(config, config_file.string());
+  for (const auto& o : a.overrides) apply_override(config, o);
+  validate(config);
+  RunOptions options;
+  options.out_dir = a.resume;
+  options.resume = true;
+  options.progress = config.impl.progress && !a.quiet;
+  print_result(config, run_training(config, options), options.out_dir);
+  return 0;
+}
+
 int cmd_train(const TrainArgs& a) {
+  if (!a.resume.empty()) return cmd_resume(a);
   Config config = resolve_config(a.preset, a.configs, a.overrides);
   RunOptions options;
   options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
   options.progress = config.impl.progress && !a.quiet;
-  nlohmann::json summary = run_training(config, options);
-  std::printf("%s: val accuracy %.2f%% after %lld steps (%.1f s); run directory %s\n",
-              config.name.c_str(), summary.value("final_val_accuracy", 0.0),
-              static_cast<long long>(summary.value("steps", 0)), summary.value("total_time_s", 0.0),
-              options.out_dir.c_str());
+  print_result(config, run_training(config, options), options.out_dir);
   return 0;
 }
 
@@ -59,8 +99,10 @@ int cmd_eval(const EvalArgs& a) {
   Trainer trainer(config, std::make_shared<LocalCommunicator>());
   load_weights(trainer.model(), a.checkpoint);
   Evaluation e = trainer.evaluate();
-  nlohmann::json out = {{"checkpoint", a.checkpoint}, {"dataset", config.data.name},
-                        {"test_images", e.images},   {"val_accuracy", e.accuracy},
+  nlohmann::json out = {{"checkpoint", a.checkpoint},
+                        {"dataset", config.data.name},
+                        {"test_images", e.images},
+                        {"val_accuracy", e.accuracy},
                         {"val_loss", e.loss}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
@@ -93,6 +135,8 @@ void add_training_commands(CLI::App& app, Commands& out) {
   t->add_option("--preset", train->preset, "a paper experiment (see `fullbatch presets`)");
   t->add_option("--config", train->configs, "YAML file(s) of config keys");
   t->add_option("--out", train->out, "run directory (default runs/<name>_s<seed>)");
+  t->add_option("--resume", train->resume,
+                "continue the run in DIR from its newest valid checkpoint");
   t->add_flag("--quiet", train->quiet, "no progress line");
   t->add_option("overrides", train->overrides, "key=value config overrides");
   out.push_back({t, [train] { return cmd_train(*train); }});

@@ -22,7 +22,10 @@ class RunWriter {
   std::string path(const std::string& file) const;
 
   void write_config(const Config& config) const;
-  void append_metrics(const nlohmann::json& record) const;
+  // Appends one line; returns the exact text written, so a checkpoint can hold the same bytes.
+  std::string append_metrics(const nlohmann::json& record) const;
+  // Replaces metrics.jsonl atomically (a resumed run cuts it back to its checkpoint's step).
+  void replace_metrics(const std::string& text) const;
   void write_summary(const nlohmann::json& summary) const;
 
  private:

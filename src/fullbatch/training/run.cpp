@@ -1,14 +1,21 @@
 #include "fullbatch/training/run.h"
 
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <optional>
+#include <sstream>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/io/checkpoint.h"
 #include "fullbatch/io/progress.h"
 #include "fullbatch/io/run_writer.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fullbatch {
+namespace fs = std::filesystem;
 namespace {
 
 nlohmann::json base_summary(const Config& config, const Trainer& trainer) {
@@ -27,6 +34,90 @@ nlohmann::json base_summary(const Config& config, const Trainer& trainer) {
           {"device", trainer.device().str()}};
 }
 
+double number_or_zero(const nlohmann::json& record, const char* key) {
+  auto it = record.find(key);
+  return it != record.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+// What the run has written so far: the metrics text (a checkpoint stores these exact bytes) and
+// what the summary needs from it.
+struct Progression {
+  std::string metrics;
+  nlohmann::json last;  // the newest record; null before the first step
+  double images = 0;    // training images processed, for the summary's throughput
+
+  void add(const std::string& line, const nlohmann::json& record) {
+    metrics += line;
+    last = record;
+    images += number_or_zero(record, "images_per_s") * number_or_zero(record, "step_time_s");
+  }
+};
+
+Progression progression_from(const std::string& metrics, const std::string& origin) {
+  Progression p;
+  std::istringstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (!record.is_object()) throw UserError("checkpoint " + origin + ": unreadable metrics line");
+    p.add(line + "\n", record);
+  }
+  return p;
+}
+
+// Finds where a resumed run continues and refuses a config that would change its results.
+std::optional<FoundCheckpoint> prepare_resume(const Config& config, const std::string& dir) {
+  const std::string config_file = (fs::path(dir) / "config.yaml").string();
+  if (!fs::is_regular_file(config_file))
+    throw UserError("cannot resume " + dir + ": not a run directory (no config.yaml)");
+  std::optional<FoundCheckpoint> found = newest_valid_checkpoint(dir);
+  Config before;
+  if (found) {
+    for (const auto& why : found->rejected)
+      std::fprintf(stderr, "fullbatch: warning: %s; trying an older checkpoint\n", why.c_str());
+    apply_yaml_text(before, found->checkpoint.config_yaml, "in checkpoint " + found->path);
+  } else {
+    apply_yaml_file(before, config_file);
+  }
+  const std::vector<std::string> differ = result_differences(before, config);
+  if (!differ.empty()) {
+    const std::string& key = differ.front();
+    throw UserError("cannot resume " + dir + ": config key '" + key + "' is '" +
+                    get_key(before, key) + "' in the run but '" + get_key(config, key) +
+                    "' now, which changes results; start a new run instead");
+  }
+  return found;
+}
+
+void restore(Trainer& trainer, const FoundCheckpoint& found) {
+  try {
+    trainer.load_state_dict(found.checkpoint.state);
+  } catch (const UserError& e) {
+    std::string why = e.what();
+    if (why.rfind("checkpoint: ", 0) == 0) why.erase(0, 12);
+    throw UserError("checkpoint " + found.path + ": " + why);
+  } catch (const c10::Error& e) {
+    std::string why = e.what_without_backtrace();
+    throw UserError("checkpoint " + found.path + ": does not fit the model (" +
+                    why.substr(0, why.find('\n')) + ")");
+  }
+  if (trainer.step() != found.checkpoint.step)
+    throw UserError("checkpoint " + found.path + ": holds step " + std::to_string(trainer.step()) +
+                    " but its name and metadata say " + std::to_string(found.checkpoint.step));
+}
+
+void fill_final(nlohmann::json& summary, const Progression& so_far) {
+  if (so_far.last.is_null()) return;
+  const nlohmann::json& last = so_far.last;
+  const double time_s = number_or_zero(last, "time_s");
+  summary["epochs"] = number_or_zero(last, "epoch");
+  summary["final_val_accuracy"] = number_or_zero(last, "val_accuracy");
+  summary["final_val_loss"] = number_or_zero(last, "val_loss");
+  summary["final_train_accuracy"] = number_or_zero(last, "train_accuracy");
+  summary["final_train_loss"] = number_or_zero(last, "train_loss");
+  summary["total_time_s"] = time_s;
+  summary["images_per_s"] = time_s > 0 ? so_far.images / time_s : 0.0;
+}
+
 }  // namespace
 
 nlohmann::json run_training(const Config& config, const RunOptions& options,
@@ -34,33 +125,59 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
   if (!comm) comm = std::make_shared<LocalCommunicator>();
   // Refuse an occupied folder before the (slow) data loading, but create nothing until the
   // config and the data have been checked, so a bad input leaves no half-made run behind.
+  std::optional<FoundCheckpoint> resume_from;
+  if (options.resume) resume_from = prepare_resume(config, options.out_dir);
   if (comm->is_root()) RunWriter::check_available(options.out_dir, options.resume);
   Trainer trainer(config, comm);
+  Progression so_far;
+  bool finished = false;
+  std::string last_checkpoint;  // for the divergence message
+  if (resume_from) {
+    restore(trainer, *resume_from);
+    so_far = progression_from(resume_from->checkpoint.metrics_jsonl, resume_from->path);
+    finished = resume_from->checkpoint.finished;
+    last_checkpoint = resume_from->path;
+  }
   std::optional<RunWriter> writer;
   if (comm->is_root()) {
     writer.emplace(options.out_dir, options.resume);
     writer->write_config(config);
+    // Lines past the checkpoint were written by the process that crashed; they are redone.
+    if (options.resume) writer->replace_metrics(so_far.metrics);
   }
   nlohmann::json summary = base_summary(config, trainer);
   if (writer) writer->write_summary(summary);
 
+  const std::string config_yaml = to_yaml(config);
+  auto checkpoint = [&](bool done) {
+    if (!writer) return;
+    Checkpoint c{trainer.step(), done, config_yaml, so_far.metrics, trainer.state_dict()};
+    last_checkpoint = save_checkpoint(options.out_dir, c, config.impl.checkpoint_keep);
+  };
+
   Progress progress(config.name, config.hyp.steps, options.progress && comm->is_root());
-  std::optional<StepRecord> last;
-  double images = 0;
   try {
-    trainer.train([&](const StepRecord& r) {
-      if (writer) writer->append_metrics(r.to_json());
-      progress.update(r);
-      images += r.images_per_s * r.step_time_s;
-      last = r;
-    });
+    if (!finished) {
+      trainer.train([&](const StepRecord& r) {
+        const nlohmann::json record = r.to_json();
+        so_far.add(writer ? writer->append_metrics(record) : record.dump() + "\n", record);
+        progress.update(r);
+        const int64_t every = config.impl.checkpoint_every;
+        if (every > 0 && r.step % every == 0 && r.step < config.hyp.steps) checkpoint(false);
+      });
+      checkpoint(true);
+    }
   } catch (const DivergenceError& e) {
     progress.finish();
+    const std::string message =
+        std::string(e.what()) + (last_checkpoint.empty()
+                                     ? "; no checkpoint had been written"
+                                     : "; the last good checkpoint is " + last_checkpoint);
     summary["status"] = "diverged";
-    summary["error"] = e.what();
-    summary["steps"] = last ? last->step : 0;
+    summary["error"] = message;
+    summary["steps"] = so_far.last.is_null() ? 0 : so_far.last.value("step", int64_t{0});
     if (writer) writer->write_summary(summary);
-    throw;
+    throw DivergenceError(message);
   } catch (...) {
     progress.finish();
     throw;
@@ -69,15 +186,7 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
 
   summary["status"] = "completed";
   summary["steps"] = trainer.step();
-  if (last) {
-    summary["epochs"] = last->epoch;
-    summary["final_val_accuracy"] = last->val_accuracy.value_or(0.0);
-    summary["final_val_loss"] = last->val_loss.value_or(0.0);
-    summary["final_train_accuracy"] = last->train_accuracy;
-    summary["final_train_loss"] = last->train_loss;
-    summary["total_time_s"] = last->time_s;
-    summary["images_per_s"] = last->time_s > 0 ? images / last->time_s : 0.0;
-  }
+  fill_final(summary, so_far);
   if (writer) {
     save_weights(trainer.model(), writer->path("model.pt"));
     writer->write_summary(summary);
