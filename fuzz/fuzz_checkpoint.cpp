@@ -15,7 +15,8 @@ int fuzz_checkpoint(const uint8_t* data, size_t size) {
     CheckpointFrame frame = decode_checkpoint(bytes, "fuzz.ckpt");
     // Whatever was accepted must be written back byte for byte.
     if (encode_checkpoint(frame).size() == 0) __builtin_trap();
-  } catch (const UserError&) {
+  } catch (const UserError& e) {
+    one_line_or_trap(e);
   }
   return 0;
 }

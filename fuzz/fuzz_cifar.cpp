@@ -13,7 +13,8 @@ int fuzz_cifar(const uint8_t* data, size_t size) {
   try {
     const int64_t n = check_cifar_bytes("fuzz.bin", data + 1, size - 1, format, expected);
     if (n * format.record_bytes() != static_cast<int64_t>(size - 1)) __builtin_trap();
-  } catch (const UserError&) {
+  } catch (const UserError& e) {
+    one_line_or_trap(e);
   }
   return 0;
 }

@@ -36,7 +36,8 @@ int fuzz_config(const uint8_t* data, size_t size) {
       apply_yaml_text(config, text, "fuzz.yaml");
     }
     validate(config);
-  } catch (const UserError&) {
+  } catch (const UserError& e) {
+    one_line_or_trap(e);
     return 0;
   }
   check_round_trip(config);

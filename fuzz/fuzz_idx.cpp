@@ -18,7 +18,8 @@ int fuzz_idx(const uint8_t* data, size_t size) {
       const int64_t n = check_idx_labels("fuzz-labels", data + 1, size - 1, 10);
       if (kIdxLabelsOffset + static_cast<size_t>(n) != size - 1) __builtin_trap();
     }
-  } catch (const UserError&) {
+  } catch (const UserError& e) {
+    one_line_or_trap(e);
   }
   return 0;
 }

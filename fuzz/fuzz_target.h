@@ -8,6 +8,9 @@
 // corpus in fuzz/corpus/<name>/ (tests/fuzz_replay_test.cpp).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "fullbatch/common/error.h"
 
 #ifdef FULLBATCH_LIBFUZZER
 #define FULLBATCH_FUZZ_ENTRY(fn)                                            \
@@ -19,6 +22,12 @@
 #endif
 
 namespace fullbatch::fuzz {
+
+// Every user error is one line: the CLI prints it as is.
+inline void one_line_or_trap(const UserError& e) {
+  if (std::strchr(e.what(), '\n') != nullptr) __builtin_trap();
+}
+
 int fuzz_cifar(const uint8_t* data, size_t size);
 int fuzz_idx(const uint8_t* data, size_t size);
 int fuzz_config(const uint8_t* data, size_t size);

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/models/model.h"
+#include "fullbatch/models/names.h"
 
 namespace fullbatch {
 namespace {
@@ -134,11 +134,48 @@ KeyDef bool_key(std::string key, std::string help, bool affects, Ref ref) {
           [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; }};
 }
 
+// User text quoted in an error: control characters become '?', so the message stays one line.
+std::string one_line(std::string text) {
+  for (char& ch : text)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  return text;
+}
+
+// config.yaml must give back exactly what was set (a resumed run reads it), and YAML cannot carry
+// control characters or bytes that are not UTF-8; fuzz_config found such a run name.
+bool is_printable_utf8(const std::string& text) {
+  static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    const int extra = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+    if (extra < 0 || i + static_cast<size_t>(extra) >= text.size()) return false;
+    uint32_t cp = c & (0x3f >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates, beyond U+10FFFF, C1 controls, BOM and non-characters.
+    if (cp < min_for[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+        (cp >= 0x80 && cp <= 0x9f) || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
+      return false;
+    i += static_cast<size_t>(extra) + 1;
+  }
+  return true;
+}
+
 template <class Ref>
 KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
                   std::function<std::string(const std::string&)> check = {}) {
   return {{key, "string", help, affects},
           [ref, check](Config& c, const std::string& text) {
+            if (!is_printable_utf8(text))
+              throw std::string("must be printable UTF-8 text (no control characters)");
             if (check) {
               std::string why = check(text);
               if (!why.empty()) throw why;
@@ -359,14 +396,15 @@ void set_key(Config& config, const std::string& key, const std::string& value,
   const KeyDef* def = find_key(key);
   if (!def) {
     std::string hint = closest_key(key);
-    throw UserError("unknown config key '" + key + "'" + where +
+    throw UserError("unknown config key '" + one_line(key) + "'" + where +
                     (hint.empty() ? "; `fullbatch keys` lists them"
                                   : "; did you mean '" + hint + "'?"));
   }
   try {
     def->set(config, value);
   } catch (const std::string& why) {
-    throw UserError("config key '" + key + "'" + where + ": bad value '" + value + "': " + why);
+    throw UserError("config key '" + key + "'" + where + ": bad value '" + one_line(value) +
+                    "': " + why);
   }
 }
 
@@ -379,7 +417,8 @@ std::string get_key(const Config& config, const std::string& key) {
 void apply_override(Config& config, const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw UserError("bad override '" + assignment + "': expected key=value (e.g. hyp.steps=10)");
+    throw UserError("bad override '" + one_line(assignment) +
+                    "': expected key=value (e.g. hyp.steps=10)");
   std::string key = assignment.substr(0, eq);
   // Hydra-style "+key=value" and "++key=value" mean the same here.
   while (!key.empty() && key[0] == '+') key.erase(0, 1);
