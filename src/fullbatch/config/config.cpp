@@ -431,7 +431,7 @@ void apply_yaml_text(Config& config, const std::string& text, const std::string&
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw UserError("config " + origin + ": invalid YAML at line " +
-                    std::to_string(e.mark.line + 1) + ": " + e.msg);
+                    std::to_string(e.mark.line + 1) + ": " + one_line(e.msg));
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw UserError("config " + origin + ": expected a mapping of keys to values");
@@ -439,7 +439,7 @@ void apply_yaml_text(Config& config, const std::string& text, const std::string&
   try {
     flatten_yaml(root, "", leaves);
   } catch (const YAML::Exception& e) {
-    throw UserError("config " + origin + ": bad key: " + e.msg);
+    throw UserError("config " + origin + ": bad key: " + one_line(e.msg));
   }
   for (const auto& [key, node] : leaves) {
     if (!node.IsScalar() && !node.IsNull())
