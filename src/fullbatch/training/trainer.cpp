@@ -62,7 +62,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
   validate(config_);
   if (config_.impl.threads > 0) torch::set_num_threads(static_cast<int>(config_.impl.threads));
 
-  data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size});
+  data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
   source_ = std::make_unique<BlockSource>(
       data_, BlockSourceOptions{config_.data.augmentations == "crop-flip", config_.data.crop_padding,
