@@ -11,6 +11,7 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
+#include "fullbatch/distributed/process_group.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/run.h"
 #include "fullbatch/training/trainer.h"
@@ -31,10 +32,14 @@ struct TrainArgs {
 
 int cmd_train(const TrainArgs& a) {
   Config config = resolve_config(a.preset, a.configs, a.overrides);
+  // Under torchrun or `fullbatch launch` every rank runs this; rank 0 writes the run directory.
+  config = localize_for_rank(config, dist_env_from_environment());
+  auto comm = communicator_from_env(config);
   RunOptions options;
   options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
   options.progress = config.impl.progress && !a.quiet;
-  nlohmann::json summary = run_training(config, options);
+  nlohmann::json summary = run_training(config, options, comm);
+  if (!comm->is_root()) return 0;
   std::printf("%s: val accuracy %.2f%% after %lld steps (%.1f s); run directory %s\n",
               config.name.c_str(), summary.value("final_val_accuracy", 0.0),
               static_cast<long long>(summary.value("steps", 0)), summary.value("total_time_s", 0.0),

@@ -108,7 +108,9 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
 }
 
 int64_t Trainer::train_images_per_step() const {
-  return num_blocks(order_settings(step_)) * config_.data.batch_size * comm_->world_size();
+  // The order's blocks already span all ranks (full batch: dealt out; SGD: global batches).
+  const OrderSettings s = order_settings(step_);
+  return num_blocks(s) * s.batch_size;
 }
 
 double Trainer::passes_per_step() const {
