@@ -317,7 +317,8 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
   for (size_t k = 0; k < batches.size(); ++k) {
     zero_grads();
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
-    Block block = source_->block(mine, static_cast<uint64_t>(epoch), k);
+    Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
+                                 per_rank * comm_->world_size());
     accumulate_block(block, lr, 1.0 / comm_->world_size(), loss_sum, correct, clipped);
     TensorList grads = gradient_buffers();
     comm_->all_reduce_sum(grads);
