@@ -11,6 +11,7 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
+#include "fullbatch/distributed/process_group.h"
 #include "fullbatch/io/files.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/run.h"
@@ -64,21 +65,28 @@ int cmd_resume(const TrainArgs& a) {
   apply_yaml_file(config, config_file.string());
   for (const auto& o : a.overrides) apply_override(config, o);
   validate(config);
+  config = localize_for_rank(config, dist_env_from_environment());
+  auto comm = communicator_from_env(config);
   RunOptions options;
   options.out_dir = a.resume;
   options.resume = true;
   options.progress = config.impl.progress && !a.quiet;
-  print_result(config, run_training(config, options), options.out_dir);
+  nlohmann::json summary = run_training(config, options, comm);
+  if (comm->is_root()) print_result(config, summary, options.out_dir);
   return 0;
 }
 
 int cmd_train(const TrainArgs& a) {
   if (!a.resume.empty()) return cmd_resume(a);
   Config config = resolve_config(a.preset, a.configs, a.overrides);
+  // Under torchrun or `fullbatch launch` every rank runs this; rank 0 writes the run directory.
+  config = localize_for_rank(config, dist_env_from_environment());
+  auto comm = communicator_from_env(config);
   RunOptions options;
   options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
   options.progress = config.impl.progress && !a.quiet;
-  print_result(config, run_training(config, options), options.out_dir);
+  nlohmann::json summary = run_training(config, options, comm);
+  if (comm->is_root()) print_result(config, summary, options.out_dir);
   return 0;
 }
 

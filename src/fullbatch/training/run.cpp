@@ -178,6 +178,15 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
     summary["steps"] = so_far.last.is_null() ? 0 : so_far.last.value("step", int64_t{0});
     if (writer) writer->write_summary(summary);
     throw DivergenceError(message);
+  } catch (const DistributedError& e) {
+    // Rank 0 marks the run as failed; metrics and checkpoints up to the last completed step stay
+    // as written, so `train --resume` can continue it.
+    progress.finish();
+    summary["status"] = "failed";
+    summary["error"] = e.what();
+    summary["steps"] = so_far.last.is_null() ? 0 : so_far.last.value("step", int64_t{0});
+    if (writer) writer->write_summary(summary);
+    throw;
   } catch (...) {
     progress.finish();
     throw;
