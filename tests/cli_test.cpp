@@ -144,3 +144,25 @@ TEST(Cli, SweepIsResumableAndEndsWithAReport) {
 
 }  // namespace
 }  // namespace fullbatch
+
+namespace fullbatch {
+namespace {
+
+TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  testing::TempDir dir;
+  std::string out;
+  ASSERT_EQ(testing::run_command(kCli + " train --dry-run --out " + (dir / "run") + kTiny +
+                                     " data.fixed_augmentations=40",
+                                 &out),
+            0)
+      << out;
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["train_samples"], 40 * 128);
+  EXPECT_EQ(j["fixed_augmentation_table_bytes"], 3 * 40 * 128);
+  EXPECT_EQ(j["blocks_per_step"], 40 * 128 / 64);
+  EXPECT_FALSE(std::filesystem::exists(dir / "run")) << "a dry run writes nothing";
+}
+
+}  // namespace
+}  // namespace fullbatch
