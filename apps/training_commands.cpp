@@ -81,8 +81,6 @@ int cmd_resume(const TrainArgs& a) {
   return 0;
 }
 
-// Builds everything a run needs (data, fixed augmentation table, model) and reports its size
-// without training: what a configuration will cost before committing hours to it.
 double current_rss_mb() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);)
@@ -90,6 +88,8 @@ double current_rss_mb() {
   return 0.0;
 }
 
+// Builds everything a run needs (data, fixed augmentation table, model) and reports its size
+// without training: what a configuration will cost before committing hours to it.
 int cmd_dry_run(const Config& config) {
   Trainer trainer(config, std::make_shared<LocalCommunicator>());
   struct rusage usage {};

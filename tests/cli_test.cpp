@@ -134,12 +134,17 @@ TEST(Cli, SweepIsResumableAndEndsWithAReport) {
     EXPECT_TRUE(fs::exists(dir / ("sweep/report/" + std::string(f)))) << f;
   EXPECT_NE(out.find("| base_sgd"), std::string::npos) << out;
 
-  // An interrupted run (no finished summary) is redone; finished ones are not.
+  // An interrupted run (no finished summary) resumes; finished ones are not rerun; a run whose
+  // config no longer matches the sweep is kept aside and started over.
   fs::remove(dir / "sweep/fb1_s1/summary.json");
   ASSERT_EQ(run_command(sweep, &out), 0) << out;
   EXPECT_NE(out.find("already completed, not rerun"), std::string::npos) << out;
-  EXPECT_TRUE(fs::exists(dir / "sweep/fb1_s1.incomplete-1"));
+  EXPECT_NE(out.find("fb1 seed 1 (resumed)"), std::string::npos) << out;
   EXPECT_EQ(summary_of(dir / "sweep/fb1_s1")["status"], "completed");
+  fs::remove(dir / "sweep/fb1_s0/summary.json");
+  ASSERT_EQ(run_command(sweep + " hyp.optim.lr=0.05", &out), 0) << out;
+  EXPECT_TRUE(fs::exists(dir / "sweep/fb1_s0.incomplete-1"));
+  EXPECT_EQ(summary_of(dir / "sweep/fb1_s0")["status"], "completed");
 }
 
 }  // namespace

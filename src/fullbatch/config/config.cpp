@@ -375,6 +375,11 @@ const std::vector<KeyInfo>& config_keys() {
   return keys;
 }
 
+bool key_affects_results(const std::string& key) {
+  const KeyDef* def = find_key(key);
+  return def != nullptr && def->info.affects_results;
+}
+
 std::string closest_key(const std::string& key) {
   std::string best;
   size_t best_distance = std::numeric_limits<size_t>::max();

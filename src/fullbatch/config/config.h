@@ -94,6 +94,9 @@ struct KeyInfo {
 // All keys, in the order config.yaml lists them.
 const std::vector<KeyInfo>& config_keys();
 
+// Whether a key changes a run's results (a resumed run must agree on it).
+bool key_affects_results(const std::string& key);
+
 // Sets one dotted key from its text; throws UserError naming the key (and the closest known key
 // when the key is unknown). `origin` names where the value came from, for the message.
 void set_key(Config& config, const std::string& key, const std::string& value,

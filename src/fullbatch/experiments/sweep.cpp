@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/io/report.h"
@@ -166,11 +167,27 @@ int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& pape
       diverged += status == "diverged";
       continue;
     }
-    if (fs::exists(p.dir)) move_aside(p.dir, console);
+    bool resume = false;
+    if (fs::exists(p.dir / "config.yaml")) {
+      // An interrupted run continues from its newest checkpoint, unless its config no longer
+      // matches the sweep's (then it is kept aside and the run starts over).
+      resume = true;
+      try {
+        Config existing;
+        apply_yaml_file(existing, (p.dir / "config.yaml").string());
+        for (const auto& [key, value] : flatten(p.config))
+          if (get_key(existing, key) != value && key_affects_results(key)) resume = false;
+      } catch (const UserError&) {
+        resume = false;
+      }
+      if (!resume) move_aside(p.dir, console);
+    } else if (fs::exists(p.dir)) {
+      move_aside(p.dir, console);
+    }
     console << "sweep [" << index << "/" << plan.size() << "] " << p.config.name << " seed "
-            << p.config.seed << " -> " << p.dir.string() << "\n";
+            << p.config.seed << (resume ? " (resumed)" : "") << " -> " << p.dir.string() << "\n";
     try {
-      run_training(p.config, {p.dir.string(), false, sweep.progress});
+      run_training(p.config, {p.dir.string(), resume, sweep.progress});
     } catch (const DivergenceError& e) {
       console << "sweep: " << p.config.name << " seed " << p.config.seed << ": " << e.what() << "\n";
       ++diverged;

@@ -31,7 +31,8 @@ Sweep sweep_from_yaml(const std::string& path);
 
 // Runs every (seed, row) one after another, each in out_dir/<row>_s<seed>. A run whose folder
 // already holds a finished summary (completed or diverged) is not run again; an unfinished one
-// is moved aside (never deleted) and started over. Ends with the report in out_dir/report.
+// resumes from its newest checkpoint, or, when its config no longer matches, is moved aside
+// (never deleted) and started over. Ends with the report in out_dir/report.
 // Returns the number of runs that diverged.
 int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& paper_numbers,
               std::ostream& console);
