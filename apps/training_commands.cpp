@@ -67,12 +67,19 @@ int cmd_eval(const EvalArgs& a) {
 }
 
 int cmd_presets() {
+  // Show what each preset changes relative to the defaults, not the chain it was built from.
+  const auto defaults = flatten(Config{});
   for (const auto& p : presets()) {
-    std::printf("%-16s %-10s paper: %-26s %s\n", p.name.c_str(), p.table.c_str(),
-                p.paper_accuracy.c_str(), p.description.c_str());
+    Config c;
+    apply_preset(c, p);
     std::string changes;
-    for (const auto& [k, v] : p.overrides) changes += " " + k + "=" + v;
-    std::printf("%-16s   sets:%s\n", "", changes.c_str());
+    const auto resolved = flatten(c);
+    for (size_t i = 0; i < resolved.size(); ++i)
+      if (resolved[i] != defaults[i] && resolved[i].first != "name" && resolved[i].first != "preset")
+        changes += " " + resolved[i].first + "=" + resolved[i].second;
+    std::printf("%-24s %-22s paper: %s\n%-24s %s\n%-24s  sets:%s\n", p.name.c_str(),
+                p.table.c_str(), p.paper_accuracy.c_str(), "", p.description.c_str(), "",
+                changes.empty() ? " (defaults)" : changes.c_str());
   }
   return 0;
 }

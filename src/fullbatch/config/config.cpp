@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/models/model.h"
 
 namespace fullbatch {
 namespace {
@@ -191,7 +192,8 @@ const std::vector<KeyDef>& key_table() {
       int_key("data.fixed_augmentations", "N fixed augmented copies of the training set (0 = off)",
               true, [](C& c) -> auto& { return c.data.fixed_augmentations; }, in_range(0, 1000)),
 
-      string_key("model.name", "architecture", true, [](C& c) -> auto& { return c.model.name; }),
+      string_key("model.name", "architecture (`fullbatch keys` shows the default)", true,
+                 [](C& c) -> auto& { return c.model.name; }, one_of(model_names())),
       int_key("model.width", "channels of the first stage (64 = paper)", true,
               [](C& c) -> auto& { return c.model.width; }, in_range(1, 4096)),
       bool_key("model.zero_init_residual", "zero the last BN of each residual branch", true,

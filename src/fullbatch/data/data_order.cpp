@@ -18,6 +18,11 @@ std::vector<torch::Tensor> block_order(const OrderSettings& s, int64_t clock) {
   } else if (s.shuffle) {
     auto gen = keyed_generator(s.seed, Stream::kOrder, {static_cast<uint64_t>(clock), 0});
     order = at::randperm(s.num_samples, gen, options);
+  } else if (s.permute_once) {
+    // The reference writes its N x augmented database in one shuffled order, so every block
+    // mixes rounds; the order is drawn once and never changes.
+    auto gen = keyed_generator(s.seed, Stream::kOrder, {~uint64_t{0}, 2});
+    order = at::randperm(s.num_samples, gen, options);
   } else {
     order = torch::arange(s.num_samples, options);
   }

@@ -16,6 +16,7 @@ struct OrderSettings {
   bool with_replacement = false;         // SGD: every block drawn uniformly with replacement
   uint64_t seed = 0;
   int64_t first_sample = 0;              // a window [first, first + num) of the samples
+  bool permute_once = false;             // one fixed permutation for every clock (N x fixed data)
 };
 
 int64_t num_blocks(const OrderSettings& settings);

@@ -143,6 +143,7 @@ OrderSettings Trainer::order_settings(int64_t step) const {
   } else {
     s.batch_size = config_.data.batch_size;
     s.num_samples = source_->num_samples();
+    s.permute_once = config_.data.fixed_augmentations > 0 && !config_.hyp.shuffle;
   }
   return s;
 }
@@ -224,10 +225,63 @@ void Trainer::accumulate_block(const Block& block, double lr, double weight,
   }
 }
 
+TensorList Trainer::gradient_buffers() {
+  return accumulator_.empty() ? gradients_of(params_) : accumulator_;
+}
+
+BlockStats Trainer::accumulate_blocks(int64_t step, double lr,
+                                      const std::vector<torch::Tensor>& blocks) {
+  zero_grads();
+  const double weight = 1.0 / static_cast<double>(blocks.size());
+  auto stat_options = torch::TensorOptions().device(device_).dtype(torch::kFloat64);
+  BlockStats stats{torch::zeros({}, stat_options), torch::zeros({}, stat_options), 0};
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
+    if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
+    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
+    accumulate_block(block, lr, weight, stats.loss_sum, stats.correct, stats.clipped);
+  }
+  TensorList grads = gradient_buffers();
+  comm_->all_reduce_sum(grads);
+  return stats;
+}
+
+void Trainer::regularize_full_gradient(int64_t step, double lr,
+                                       const std::vector<torch::Tensor>& blocks) {
+  // The penalty on the full gradient (acc_strength): a forward difference along v = a * G needs
+  // a second pass over every block at theta + eps_n v; the blocks and their augmentations are
+  // the same, being keyed by (step, block).
+  TensorList g;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : gradient_buffers()) g.push_back(t.detach().clone());
+  }
+  const double strength = config_.hyp.grad_reg.acc_strength;
+  const double v_norm = strength * global_norm(g).item<double>();
+  if (v_norm == 0.0) return;
+  const double eps_n = config_.hyp.grad_reg.eps / v_norm;
+  TensorList saved;
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      saved.push_back(params_[i].detach().clone());
+      params_[i].detach().add_(g[i].to(params_[i].scalar_type()), eps_n * strength);
+    }
+  }
+  accumulate_blocks(step, lr, blocks);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].detach().copy_(saved[i]);
+  TensorList buffers = gradient_buffers();
+  const double factor = lr / 4.0 / eps_n;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    torch::Tensor perturbed = buffers[i].clone();
+    buffers[i].copy_(g[i] + factor * (perturbed - g[i]));
+  }
+}
+
 void Trainer::finish_gradient(int64_t noise_key, StepRecord& record) {
   torch::NoGradGuard no_grad;
-  TensorList grads = accumulator_.empty() ? gradients_of(params_) : accumulator_;
-  comm_->all_reduce_sum(grads);
+  TensorList grads = gradient_buffers();
   torch::Tensor norm = global_norm(grads, 2.0);
   if (config_.hyp.grad_clip > 0) clip_to_norm(grads, config_.hyp.grad_clip, config_.hyp.grad_clip_norm);
   if (config_.hyp.grad_noise.additive > 0 || config_.hyp.grad_noise.multiplicative > 0) {
@@ -242,31 +296,22 @@ void Trainer::finish_gradient(int64_t noise_key, StepRecord& record) {
 
 StepRecord Trainer::full_batch_step(int64_t step, double lr) {
   model_->train();
-  zero_grads();
   const auto blocks = block_order(order_settings(step), step);
-  const double weight = 1.0 / static_cast<double>(blocks.size());
-  auto stat_options = torch::TensorOptions().device(device_).dtype(torch::kFloat64);
-  torch::Tensor loss_sum = torch::zeros({}, stat_options);
-  torch::Tensor correct = torch::zeros({}, stat_options);
-  int64_t clipped = 0;
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
-    if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
-    accumulate_block(block, lr, weight, loss_sum, correct, clipped);
-  }
+  BlockStats stats = accumulate_blocks(step, lr, blocks);
+  if (config_.hyp.grad_reg.acc_strength > 0 && lr > 0) regularize_full_gradient(step, lr, blocks);
   StepRecord record;
   finish_gradient(step, record);
   optimizer_->step(lr);
   update_ema();
 
-  std::vector<torch::Tensor> stats{loss_sum, correct,
-                                   torch::full({}, static_cast<double>(clipped), stat_options)};
-  comm_->all_reduce_sum(stats);
+  auto stat_options = torch::TensorOptions().device(device_).dtype(torch::kFloat64);
+  std::vector<torch::Tensor> totals{stats.loss_sum, stats.correct,
+                                    torch::full({}, static_cast<double>(stats.clipped), stat_options)};
+  comm_->all_reduce_sum(totals);
   const double images = static_cast<double>(blocks.size() * config_.data.batch_size);
-  record.train_loss = stats[0].item<double>() / static_cast<double>(blocks.size());
-  record.train_accuracy = 100.0 * stats[1].item<double>() / images;
-  record.clipped_blocks = static_cast<int64_t>(stats[2].item<double>());
+  record.train_loss = totals[0].item<double>() / static_cast<double>(blocks.size());
+  record.train_accuracy = 100.0 * totals[1].item<double>() / images;
+  record.clipped_blocks = static_cast<int64_t>(totals[2].item<double>());
   return record;
 }
 
@@ -284,6 +329,8 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
     Block block = source_->block(mine, static_cast<uint64_t>(epoch), k);
     accumulate_block(block, lr, 1.0 / comm_->world_size(), loss_sum, correct, clipped);
+    TensorList grads = gradient_buffers();
+    comm_->all_reduce_sum(grads);
     // Noise for SGD steps is keyed by (epoch, batch) folded into one key.
     finish_gradient(epoch * 1000003 + static_cast<int64_t>(k), record);
     optimizer_->step(lr);

@@ -45,6 +45,13 @@ struct Evaluation {
   int64_t images = 0;
 };
 
+// Per-step training statistics, kept on the device until the step ends.
+struct BlockStats {
+  torch::Tensor loss_sum;
+  torch::Tensor correct;
+  int64_t clipped = 0;
+};
+
 // Resolves impl.device ("auto" picks CUDA when present).
 torch::Device resolve_device(const std::string& device);
 
@@ -88,7 +95,12 @@ class Trainer {
   bool stochastic_at(int64_t step) const;
   OrderSettings order_settings(int64_t step) const;
   void zero_grads();
-  void finish_gradient(int64_t step, StepRecord& record);
+  // Zeroes the gradient, accumulates this rank's blocks, all-reduces over ranks.
+  BlockStats accumulate_blocks(int64_t step, double lr, const std::vector<torch::Tensor>& blocks);
+  void regularize_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks);
+  std::vector<torch::Tensor> gradient_buffers();
+  // Norm (recorded), clipping and noise of the reduced full gradient.
+  void finish_gradient(int64_t noise_key, StepRecord& record);
   void update_ema();
   void average_batchnorm_buffers();
 

@@ -1,0 +1,138 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "fullbatch/config/presets.h"
+#include "test_util.h"
+
+namespace fullbatch {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+const std::string kCli = FULLBATCH_CLI_PATH;
+const std::string kTiny =
+    " data.name=fashion-mnist data.size=128 data.batch_size=64 model.width=4 hyp.steps=2"
+    " impl.threads=1 impl.progress=false";
+
+nlohmann::json summary_of(const std::string& dir) {
+  return nlohmann::json::parse(std::ifstream(dir + "/summary.json"));
+}
+
+int count_lines(const std::string& text) {
+  int n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
+
+TEST(Cli, EveryPresetRunsTwoStepsOnATinySubset) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  TempDir dir;
+  for (const auto& preset : presets()) {
+    std::string out;
+    int rc = run_command(kCli + " train --preset " + preset.name + " --out " + (dir / preset.name) +
+                             kTiny,
+                         &out);
+    ASSERT_EQ(rc, 0) << preset.name << ":\n" << out;
+    auto summary = summary_of(dir / preset.name);
+    EXPECT_EQ(summary["status"], "completed") << preset.name;
+    EXPECT_EQ(summary["steps"], 2) << preset.name;
+    EXPECT_EQ(summary["preset"], preset.name);
+    EXPECT_TRUE(fs::exists(dir / (preset.name + "/model.pt")));
+  }
+}
+
+TEST(Cli, BadInputsGiveOneLineErrorsNamingTheProblem) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  TempDir dir;
+  struct Case {
+    std::string args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"--preset gradreg data.path=/nonexistent", "/nonexistent"},
+      {"--preset gradreg hyp.stepz=3", "did you mean 'hyp.steps'"},
+      {"--preset nosuch", "unknown preset 'nosuch'"},
+      {"hyp.optim.lr=-1", "'hyp.optim.lr'"},
+      {"data.batch_size=0", "'data.batch_size'"},
+      {"data.name=fashion-mnist data.size=10", "data.batch_size"},
+      {"--config /nonexistent.yaml", "/nonexistent.yaml"},
+      {"model.name=resnet19", "resnet19"},
+  };
+  for (const auto& c : cases) {
+    std::string out;
+    int rc = run_command(kCli + " train --out " + (dir / "run") + " " + c.args, &out);
+    EXPECT_EQ(rc, 2) << c.args << ": " << out;
+    EXPECT_NE(out.find(c.expected), std::string::npos) << c.args << ": " << out;
+    EXPECT_EQ(count_lines(out), 1) << c.args << ": " << out;
+    EXPECT_FALSE(fs::exists(dir / "run/summary.json")) << "a failed start must write nothing";
+  }
+}
+
+TEST(Cli, SharedCifarGradregCommandWritesFiniteMetrics) {
+  if (!testing::have_shared_cifar10())
+    GTEST_SKIP() << "../shared/data/cifar10 not present (a fresh clone): CIFAR-10 check skipped";
+  TempDir dir;
+  std::string out;
+  int rc = run_command(kCli + " train --preset gradreg data.path=" + testing::shared_cifar10_dir() +
+                           " data.size=512 model.width=8 hyp.steps=3 impl.progress=false --out " +
+                           (dir / "run"),
+                       &out);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream metrics(dir / "run/metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"train_loss", "grad_norm", "lr"}) EXPECT_TRUE(j[k].is_number()) << line;
+  }
+  EXPECT_EQ(lines, 3);
+}
+
+TEST(Cli, PresetsListsEveryPaperRowWithItsNumber) {
+  std::string out;
+  ASSERT_EQ(run_command(kCli + " presets", &out), 0);
+  for (const auto& p : presets()) {
+    EXPECT_NE(out.find(p.name), std::string::npos) << p.name;
+    EXPECT_NE(out.find(p.paper_accuracy), std::string::npos) << p.name;
+  }
+}
+
+TEST(Cli, EvalReproducesTheFinalAccuracy) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  TempDir dir;
+  ASSERT_EQ(run_command(kCli + " train --out " + (dir / "run") + kTiny + " model.name=simplecnn"), 0);
+  std::string out;
+  ASSERT_EQ(run_command(kCli + " eval --checkpoint " + (dir / "run/model.pt"), &out), 0) << out;
+  auto result = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_NEAR(result["val_accuracy"].get<double>(),
+              summary_of(dir / "run")["final_val_accuracy"].get<double>(), 1e-9);
+  EXPECT_EQ(run_command(kCli + " eval --checkpoint " + (dir / "nothing.pt"), &out), 2);
+}
+
+TEST(Cli, SweepIsResumableAndEndsWithAReport) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  TempDir dir;
+  const std::string sweep = kCli + " sweep --quiet --presets base_sgd,fb1 --seeds 0,1 --out " +
+                            (dir / "sweep") + kTiny + " model.name=simplecnn";
+  std::string out;
+  ASSERT_EQ(run_command(sweep, &out), 0) << out;
+  for (const char* run : {"base_sgd_s0", "base_sgd_s1", "fb1_s0", "fb1_s1"})
+    EXPECT_EQ(summary_of(dir / ("sweep/" + std::string(run)))["status"], "completed") << run;
+  for (const char* f : {"report.md", "report.csv", "report.json", "report.html", "val_accuracy.svg"})
+    EXPECT_TRUE(fs::exists(dir / ("sweep/report/" + std::string(f)))) << f;
+  EXPECT_NE(out.find("| base_sgd"), std::string::npos) << out;
+
+  // An interrupted run (no finished summary) is redone; finished ones are not.
+  fs::remove(dir / "sweep/fb1_s1/summary.json");
+  ASSERT_EQ(run_command(sweep, &out), 0) << out;
+  EXPECT_NE(out.find("already completed, not rerun"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(dir / "sweep/fb1_s1.incomplete-1"));
+  EXPECT_EQ(summary_of(dir / "sweep/fb1_s1")["status"], "completed");
+}
+
+}  // namespace
+}  // namespace fullbatch
