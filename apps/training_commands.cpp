@@ -1,4 +1,8 @@
 // train, eval, presets, keys.
+#include <sys/resource.h>
+
+#include <fstream>
+
 #include "commands.h"
 
 #include <cstdio>
@@ -11,6 +15,7 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
+#include "fullbatch/distributed/process_group.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/run.h"
 #include "fullbatch/training/trainer.h"
@@ -27,14 +32,45 @@ struct TrainArgs {
   std::string resume;
   std::vector<std::string> overrides;
   bool quiet = false;
+  bool dry_run = false;
 };
+
+// Builds everything a run needs (data, fixed augmentation table, model) and reports its size
+// without training: what a configuration will cost before committing hours to it.
+double current_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0.0;
+}
+
+int cmd_dry_run(const Config& config) {
+  Trainer trainer(config, std::make_shared<LocalCommunicator>());
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  nlohmann::json out = {
+      {"train_images", trainer.data().train.size()},
+      {"train_samples", trainer.source().num_samples()},
+      {"blocks_per_step", trainer.train_images_per_step() / config.data.batch_size},
+      {"fixed_augmentation_table_bytes", trainer.source().table_bytes()},
+      {"parameters", count_parameters(trainer.model())},
+      {"rss_mb", current_rss_mb()},
+      {"max_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
 
 int cmd_train(const TrainArgs& a) {
   Config config = resolve_config(a.preset, a.configs, a.overrides);
+  if (a.dry_run) return cmd_dry_run(config);
+  // Under torchrun or `fullbatch launch` every rank runs this; rank 0 writes the run directory.
+  config = localize_for_rank(config, dist_env_from_environment());
+  auto comm = communicator_from_env(config);
   RunOptions options;
   options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
   options.progress = config.impl.progress && !a.quiet;
-  nlohmann::json summary = run_training(config, options);
+  nlohmann::json summary = run_training(config, options, comm);
+  if (!comm->is_root()) return 0;
   std::printf("%s: val accuracy %.2f%% after %lld steps (%.1f s); run directory %s\n",
               config.name.c_str(), summary.value("final_val_accuracy", 0.0),
               static_cast<long long>(summary.value("steps", 0)), summary.value("total_time_s", 0.0),
@@ -101,6 +137,8 @@ void add_training_commands(CLI::App& app, Commands& out) {
   t->add_option("--config", train->configs, "YAML file(s) of config keys");
   t->add_option("--out", train->out, "run directory (default runs/<name>_s<seed>)");
   t->add_flag("--quiet", train->quiet, "no progress line");
+  t->add_flag("--dry-run", train->dry_run,
+              "load data and build the model, print sizes and peak memory, do not train");
   t->add_option("overrides", train->overrides, "key=value config overrides");
   out.push_back({t, [train] { return cmd_train(*train); }});
 

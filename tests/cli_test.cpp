@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 const std::string kCli = FULLBATCH_CLI_PATH;
 const std::string kTiny =
     " data.name=fashion-mnist data.size=128 data.batch_size=64 model.width=4 hyp.steps=2"
-    " impl.threads=1 impl.progress=false";
+    " data.test_size=500 impl.threads=1 impl.progress=false";
 
 nlohmann::json summary_of(const std::string& dir) {
   return nlohmann::json::parse(std::ifstream(dir + "/summary.json"));
@@ -29,22 +29,30 @@ int count_lines(const std::string& text) {
   return n;
 }
 
-TEST(Cli, EveryPresetRunsTwoStepsOnATinySubset) {
+class PresetRun : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PresetRun, RunsTwoStepsOnATinySubset) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   TempDir dir;
-  for (const auto& preset : presets()) {
-    std::string out;
-    int rc = run_command(kCli + " train --preset " + preset.name + " --out " + (dir / preset.name) +
-                             kTiny,
-                         &out);
-    ASSERT_EQ(rc, 0) << preset.name << ":\n" << out;
-    auto summary = summary_of(dir / preset.name);
-    EXPECT_EQ(summary["status"], "completed") << preset.name;
-    EXPECT_EQ(summary["steps"], 2) << preset.name;
-    EXPECT_EQ(summary["preset"], preset.name);
-    EXPECT_TRUE(fs::exists(dir / (preset.name + "/model.pt")));
-  }
+  const std::string preset = GetParam();
+  std::string out;
+  int rc = run_command(kCli + " train --preset " + preset + " --out " + (dir / "run") + kTiny, &out);
+  ASSERT_EQ(rc, 0) << preset << ":\n" << out;
+  auto summary = summary_of(dir / "run");
+  EXPECT_EQ(summary["status"], "completed");
+  EXPECT_EQ(summary["steps"], 2);
+  EXPECT_EQ(summary["preset"], preset);
+  EXPECT_TRUE(fs::exists(dir / "run/model.pt"));
 }
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& p : presets()) names.push_back(p.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPreset, PresetRun, ::testing::ValuesIn(preset_names()),
+                         [](const auto& info) { return info.param; });
 
 TEST(Cli, BadInputsGiveOneLineErrorsNamingTheProblem) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
@@ -132,6 +140,28 @@ TEST(Cli, SweepIsResumableAndEndsWithAReport) {
   EXPECT_NE(out.find("already completed, not rerun"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(dir / "sweep/fb1_s1.incomplete-1"));
   EXPECT_EQ(summary_of(dir / "sweep/fb1_s1")["status"], "completed");
+}
+
+}  // namespace
+}  // namespace fullbatch
+
+namespace fullbatch {
+namespace {
+
+TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  testing::TempDir dir;
+  std::string out;
+  ASSERT_EQ(testing::run_command(kCli + " train --dry-run --out " + (dir / "run") + kTiny +
+                                     " data.fixed_augmentations=40",
+                                 &out),
+            0)
+      << out;
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["train_samples"], 40 * 128);
+  EXPECT_EQ(j["fixed_augmentation_table_bytes"], 3 * 40 * 128);
+  EXPECT_EQ(j["blocks_per_step"], 40 * 128 / 64);
+  EXPECT_FALSE(std::filesystem::exists(dir / "run")) << "a dry run writes nothing";
 }
 
 }  // namespace

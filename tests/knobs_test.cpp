@@ -18,7 +18,7 @@ Config config_with(std::vector<std::string> extra) {
   std::vector<std::string> o = {"data.name=fashion-mnist", "data.size=256", "data.batch_size=64",
                                 "model.name=simplecnn",    "model.width=4", "hyp.steps=3",
                                 "impl.threads=2",          "impl.progress=false",
-                                "impl.device=cpu",         "data.augmentations=none",
+                                "impl.device=cpu",         "data.augmentations=none", "data.test_size=500",
                                 "hyp.warmup=0",            "hyp.scheduler=constant",
                                 "hyp.optim.lr=1",          "hyp.optim.momentum=0",
                                 "hyp.optim.weight_decay=0"};
@@ -171,12 +171,13 @@ TEST(Knobs, SwitchToStochasticAfterAStep) {
 TEST(Knobs, StopsAfterKStepsAtFullTrainingAccuracy) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto t = std::make_unique<Trainer>(
-      config_with({"data.size=64", "hyp.steps=300", "hyp.optim.lr=0.05", "hyp.optim.momentum=0.9",
-                   "model.name=resnet18", "model.width=8", "hyp.stop_at_full_training_accuracy=2"}),
+      config_with({"data.size=64", "hyp.steps=400", "hyp.optim.lr=0.05", "hyp.optim.momentum=0.9",
+                   "model.name=simplecnn", "model.width=16", "hyp.stop_at_full_training_accuracy=2",
+                   "impl.validate_every_nth_step=100000"}),
       std::make_shared<LocalCommunicator>());
   std::vector<StepRecord> records;
   t->train([&](const StepRecord& r) { records.push_back(r); });
-  ASSERT_LT(records.size(), 300u) << "never reached 100% train accuracy";
+  ASSERT_LT(records.size(), 400u) << "never reached 100% train accuracy";
   EXPECT_EQ(records.back().train_accuracy, 100.0);
   EXPECT_EQ(records[records.size() - 2].train_accuracy, 100.0);
   EXPECT_TRUE(records.back().val_accuracy.has_value());

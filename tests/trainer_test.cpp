@@ -20,7 +20,7 @@ Config tiny_config(std::vector<std::string> extra = {}) {
   std::vector<std::string> o = {"data.name=fashion-mnist", "data.size=256", "data.batch_size=64",
                                 "model.name=resnet18",     "model.width=4", "hyp.steps=3",
                                 "hyp.warmup=1",            "impl.threads=2", "impl.progress=false",
-                                "impl.device=cpu"};
+                                "impl.device=cpu", "data.test_size=500"};
   o.insert(o.end(), extra.begin(), extra.end());
   return resolve_config("", {}, o);
 }

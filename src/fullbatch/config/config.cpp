@@ -183,6 +183,8 @@ const std::vector<KeyDef>& key_table() {
                  [](C& c) -> auto& { return c.data.path; }),
       int_key("data.size", "first N training images (0 = all)", true,
               [](C& c) -> auto& { return c.data.size; }, at_least(0)),
+      int_key("data.test_size", "first N test images (0 = all, as the paper)", false,
+              [](C& c) -> auto& { return c.data.test_size; }, at_least(0)),
       int_key("data.batch_size", "images per block (and per SGD step)", true,
               [](C& c) -> auto& { return c.data.batch_size; }, at_least(1)),
       string_key("data.augmentations", "training augmentation: crop-flip or none", true,

@@ -19,6 +19,7 @@ struct Config {
     std::string name = "cifar10";
     std::string path;  // empty: the dataset's standard location
     int64_t size = 0;  // first N training images; 0 = all
+    int64_t test_size = 0;  // first N test images; 0 = all
     int64_t batch_size = 128;
     std::string augmentations = "crop-flip";  // crop-flip | none
     int64_t crop_padding = 4;

@@ -46,7 +46,8 @@ int64_t BlockSource::table_bytes() const {
   return table_dx_.nbytes() + table_dy_.nbytes() + table_flip_.nbytes();
 }
 
-Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t block_id) const {
+Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t block_id,
+                         int64_t offset, int64_t block_size) const {
   const auto device = data_.train.images.device();
   // non_blocking: no stream synchronization per block (see apply_crop_flip).
   torch::Tensor s = samples.to(device, torch::kInt64, /*non_blocking=*/true);
@@ -62,7 +63,12 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
   torch::Tensor x = data_.train.images.index_select(0, s);
   if (options_.augment) {
     auto gen = keyed_generator(options_.seed, Stream::kAugment, {step, block_id});
-    x = apply_crop_flip(x, draw_crop_flip(x.size(0), options_.padding, gen), options_.padding);
+    const int64_t n = x.size(0);
+    CropFlipParams p = draw_crop_flip(block_size < 0 ? n : block_size, options_.padding, gen);
+    if (block_size >= 0)
+      p = {p.dx.slice(0, offset, offset + n), p.dy.slice(0, offset, offset + n),
+           p.flip.slice(0, offset, offset + n)};
+    x = apply_crop_flip(x, p, options_.padding);
   }
   return {finish_block(x), data_.train.labels.index_select(0, s)};
 }

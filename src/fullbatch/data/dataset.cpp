@@ -31,16 +31,17 @@ std::string joined_names() {
   return s;
 }
 
-// Keeps the first n training images in file order; the clone frees the rest.
-void take_first(Dataset& d, int64_t n) {
-  if (n < 0) throw UserError("data.size: must be >= 0 (0 = all), got " + std::to_string(n));
+// Keeps the first n images of a split in file order; the clone frees the rest.
+void take_first(ImageSet& set, int64_t n, const std::string& key, const std::string& what,
+                const std::string& dataset) {
+  if (n < 0) throw UserError(key + ": must be >= 0 (0 = all), got " + std::to_string(n));
   if (n == 0) return;
-  if (n > d.train.size()) {
-    throw UserError("data.size: " + std::to_string(n) + " is more than the " +
-                    std::to_string(d.train.size()) + " training images of " + d.name);
+  if (n > set.size()) {
+    throw UserError(key + ": " + std::to_string(n) + " is more than the " +
+                    std::to_string(set.size()) + " " + what + " images of " + dataset);
   }
-  d.train.images = d.train.images.narrow(0, 0, n).clone();
-  d.train.labels = d.train.labels.narrow(0, 0, n).clone();
+  set.images = set.images.narrow(0, 0, n).clone();
+  set.labels = set.labels.narrow(0, 0, n).clone();
 }
 
 }  // namespace
@@ -73,7 +74,8 @@ Dataset load_dataset(const DataSpec& spec) {
   Dataset d = name == "cifar10"    ? load_cifar10(path)
               : name == "cifar100" ? load_cifar100(path)
                                    : load_mnist_like(name, path);
-  take_first(d, spec.size);
+  take_first(d.train, spec.size, "data.size", "training", name);
+  take_first(d.test, spec.test_size, "data.test_size", "test", name);
   Stats s = stats_for(name);
   d.mean = s.mean;
   d.std = s.std;

@@ -32,6 +32,7 @@ struct DataSpec {
   std::string name = "cifar10";
   std::string path;   // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
   int64_t size = 0;   // first N training images in file order; 0 = all
+  int64_t test_size = 0;  // first N test images (quick checks); 0 = all, as the paper evaluates
 };
 
 // Names accepted by load_dataset.

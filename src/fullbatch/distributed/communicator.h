@@ -4,7 +4,16 @@
 #include <memory>
 #include <vector>
 
+#include "fullbatch/common/error.h"
+
 namespace fullbatch {
+
+// A peer rank died, hung past impl.dist_timeout_s, or never joined. The message names the rank;
+// it is not a bug in fullbatch, so the CLI treats it like any other one-line UserError.
+class DistributedError : public UserError {
+ public:
+  using UserError::UserError;
+};
 
 // What the trainer needs from a process group. The trainer is written against this so that the
 // same step runs in one process (LocalCommunicator) or many (c10d, see process_group.h).

@@ -61,6 +61,14 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
     summary["steps"] = last ? last->step : 0;
     if (writer) writer->write_summary(summary);
     throw;
+  } catch (const DistributedError& e) {
+    // Rank 0 marks the run as failed; metrics up to the last completed step stay as written.
+    progress.finish();
+    summary["status"] = "failed";
+    summary["error"] = e.what();
+    summary["steps"] = last ? last->step : 0;
+    if (writer) writer->write_summary(summary);
+    throw;
   } catch (...) {
     progress.finish();
     throw;

@@ -65,7 +65,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
   autocast_ = autocast_dtype(config_, device_);
   apply_determinism(config_.impl.deterministic, device_);
 
-  data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size});
+  data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
   source_ = std::make_unique<BlockSource>(
       data_, BlockSourceOptions{config_.data.augmentations == "crop-flip", config_.data.crop_padding,
@@ -111,7 +111,9 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
 }
 
 int64_t Trainer::train_images_per_step() const {
-  return num_blocks(order_settings(step_)) * config_.data.batch_size * comm_->world_size();
+  // The order's blocks already span all ranks (full batch: dealt out; SGD: global batches).
+  const OrderSettings s = order_settings(step_);
+  return num_blocks(s) * s.batch_size;
 }
 
 double Trainer::passes_per_step() const {
@@ -324,7 +326,8 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
   for (size_t k = 0; k < batches.size(); ++k) {
     zero_grads();
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
-    Block block = source_->block(mine, static_cast<uint64_t>(epoch), k);
+    Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
+                                 per_rank * comm_->world_size());
     accumulate_block(block, lr, 1.0 / comm_->world_size(), loss_sum, correct, clipped);
     TensorList grads = gradient_buffers();
     comm_->all_reduce_sum(grads);

@@ -66,6 +66,7 @@ class Trainer {
   ModelPtr model_ptr() { return model_; }
   const Dataset& data() const { return data_; }
   const torch::Device& device() const { return device_; }
+  const BlockSource& source() const { return *source_; }
   int64_t step() const { return step_; }  // steps completed
   int64_t train_images_per_step() const;
   double passes_per_step() const;
