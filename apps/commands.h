@@ -15,6 +15,7 @@ using Commands = std::vector<Command>;
 
 void add_training_commands(CLI::App& app, Commands& out);    // train, eval, presets, keys
 void add_experiment_commands(CLI::App& app, Commands& out);  // demo, sweep, report
+void add_bench_commands(CLI::App& app, Commands& out);       // bench
 void add_distributed_commands(CLI::App& app, Commands& out);  // launch, bench-comm
 
 }  // namespace fullbatch::cli

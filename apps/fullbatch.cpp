@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   cli::Commands commands;
   cli::add_training_commands(app, commands);
   cli::add_experiment_commands(app, commands);
+  cli::add_bench_commands(app, commands);
   cli::add_distributed_commands(app, commands);
 
   try {

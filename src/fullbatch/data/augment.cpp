@@ -39,9 +39,11 @@ torch::Tensor apply_crop_flip(const torch::Tensor& images, const CropFlipParams&
   const int64_t pw = w + 2 * padding, ph = h + 2 * padding;
   const auto dev = images.device();
   auto lopts = torch::TensorOptions().dtype(torch::kLong).device(dev);
-  auto dx = params.dx.to(dev, torch::kLong).view({n, 1, 1});
-  auto dy = params.dy.to(dev, torch::kLong).view({n, 1, 1});
-  auto flip = params.flip.to(dev, torch::kBool).view({n, 1, 1});
+  // non_blocking: a host-to-GPU copy that is not asked to be asynchronous ends with a stream
+  // synchronization, which would stall the host once per block until the GPU drained its queue.
+  auto dx = params.dx.to(dev, torch::kLong, /*non_blocking=*/true).view({n, 1, 1});
+  auto dy = params.dy.to(dev, torch::kLong, /*non_blocking=*/true).view({n, 1, 1});
+  auto flip = params.flip.to(dev, torch::kBool, /*non_blocking=*/true).view({n, 1, 1});
 
   // Output pixel (r, col) reads padded pixel (dy + r, dx + col'), col' = col or w-1-col if flipped;
   // one flat index per output pixel lets a single gather do crop and flip for the whole block.

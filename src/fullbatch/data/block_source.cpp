@@ -12,10 +12,20 @@ torch::Tensor finish(torch::Tensor x, const Dataset& data, bool channels_last) {
   return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
 }
 
+// [1, C, 1, 1] float on `device`: built once, not once per block (a host-to-device copy each).
+torch::Tensor channel_constants(const std::vector<double>& values, const torch::Device& device) {
+  return torch::tensor(values, torch::kDouble)
+      .to(torch::kFloat)
+      .view({1, static_cast<int64_t>(values.size()), 1, 1})
+      .to(device);
+}
+
 }  // namespace
 
 BlockSource::BlockSource(const Dataset& data, BlockSourceOptions options)
     : data_(data), options_(options) {
+  mean_ = channel_constants(data_.mean, data_.train.images.device());
+  std_ = channel_constants(data_.std, data_.train.images.device());
   if (options_.fixed_rounds > 0) {
     const int64_t total = options_.fixed_rounds * data_.train.size();
     auto gen = keyed_generator(options_.seed, Stream::kFixedAugment, {});
@@ -39,7 +49,8 @@ int64_t BlockSource::table_bytes() const {
 Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t block_id,
                          int64_t offset, int64_t block_size) const {
   const auto device = data_.train.images.device();
-  torch::Tensor s = samples.to(device, torch::kInt64);
+  // non_blocking: no stream synchronization per block (see apply_crop_flip).
+  torch::Tensor s = samples.to(device, torch::kInt64, /*non_blocking=*/true);
   if (options_.fixed_rounds > 0) {
     torch::Tensor images = s.remainder(data_.train.size());
     torch::Tensor x = data_.train.images.index_select(0, images);
@@ -47,7 +58,7 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
                      table_dy_.index_select(0, s).to(torch::kInt64),
                      table_flip_.index_select(0, s)};
     x = apply_crop_flip(x, p, options_.padding);
-    return {finish(x, data_, options_.channels_last), data_.train.labels.index_select(0, images)};
+    return {finish_block(x), data_.train.labels.index_select(0, images)};
   }
   torch::Tensor x = data_.train.images.index_select(0, s);
   if (options_.augment) {
@@ -59,7 +70,13 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
            p.flip.slice(0, offset, offset + n)};
     x = apply_crop_flip(x, p, options_.padding);
   }
-  return {finish(x, data_, options_.channels_last), data_.train.labels.index_select(0, s)};
+  return {finish_block(x), data_.train.labels.index_select(0, s)};
+}
+
+torch::Tensor BlockSource::finish_block(const torch::Tensor& x) const {
+  // The same arithmetic as normalize(), with the per-channel constants already on the device.
+  torch::Tensor y = x.to(torch::kFloat).div_(255.0).sub_(mean_).div_(std_);
+  return options_.channels_last ? y.contiguous(torch::MemoryFormat::ChannelsLast) : y;
 }
 
 Block test_block(const Dataset& data, int64_t begin, int64_t end, bool channels_last) {

@@ -46,6 +46,10 @@ class BlockSource {
  private:
   const Dataset& data_;
   BlockSourceOptions options_;
+  // uint8 block -> normalized float (channels-last if asked).
+  torch::Tensor finish_block(const torch::Tensor& x) const;
+
+  torch::Tensor mean_, std_;  // [1, C, 1, 1] on the data's device
   // Fixed rounds: sample s is image s % n with offsets table_[s]; int8/bool tensors.
   torch::Tensor table_dx_, table_dy_, table_flip_;
 };

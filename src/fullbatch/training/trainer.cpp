@@ -8,6 +8,7 @@
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
 #include "fullbatch/training/gradients.h"
+#include "fullbatch/training/runtime.h"
 
 namespace fullbatch {
 namespace {
@@ -60,7 +61,9 @@ torch::Device resolve_device(const std::string& device) {
 Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
     : config_(std::move(config)), comm_(std::move(comm)), device_(resolve_device(config_.impl.device)) {
   validate(config_);
-  if (config_.impl.threads > 0) torch::set_num_threads(static_cast<int>(config_.impl.threads));
+  set_threads(config_.impl.threads);
+  autocast_ = autocast_dtype(config_, device_);
+  apply_determinism(config_.impl.deterministic, device_);
 
   data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
@@ -149,7 +152,13 @@ bool Trainer::should_validate(int64_t s) const {
 }
 
 ForwardResult Trainer::forward(const torch::Tensor& inputs, const torch::Tensor& labels) {
-  torch::Tensor logits = model_->forward(inputs);
+  torch::Tensor logits;
+  {
+    // One scope per pass, not per step: the regularizer changes the weights between passes, so
+    // autocast's cached low-precision weight copies must not outlive a pass.
+    AutocastScope autocast(device_, autocast_);
+    logits = model_->forward(inputs);
+  }
   torch::Tensor loss = torch::nn::functional::cross_entropy(
       logits.to(torch::kFloat32), labels,
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(config_.hyp.label_smoothing));
@@ -389,9 +398,13 @@ Evaluation Trainer::evaluate() {
   for (int64_t begin = 0; begin < n; begin += chunk, ++index) {
     if (static_cast<int>(index % comm_->world_size()) != comm_->rank()) continue;
     Block block = test_block(data_, begin, std::min(n, begin + chunk), config_.impl.channels_last);
-    torch::Tensor logits = model_->forward(block.inputs).to(torch::kFloat32);
-    if (config_.impl.test_time_flips)
-      logits = 0.5 * (logits + model_->forward(block.inputs.flip({3})).to(torch::kFloat32));
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(device_, autocast_);
+      logits = model_->forward(block.inputs).to(torch::kFloat32);
+      if (config_.impl.test_time_flips)
+        logits = 0.5 * (logits + model_->forward(block.inputs.flip({3})).to(torch::kFloat32));
+    }
     loss_sum += torch::nn::functional::cross_entropy(
         logits, block.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     correct += count_correct(logits, block.labels);
@@ -422,7 +435,7 @@ StepRecord Trainer::train_step() {
   r.time_s = elapsed_s_;
   r.images_per_s = static_cast<double>(images) / std::max(r.step_time_s, 1e-9);
   r.epoch = static_cast<double>(step_) * passes_per_step();
-  if (std::isfinite(r.train_loss) && should_validate(step_)) {
+  if (validation_ && std::isfinite(r.train_loss) && should_validate(step_)) {
     Evaluation e = evaluate();
     r.val_loss = e.loss;
     r.val_accuracy = e.accuracy;

@@ -79,6 +79,8 @@ class Trainer {
 
   Evaluation evaluate();
   bool should_validate(int64_t step_one_based) const;
+  // Off: train_step never evaluates (the benchmark times training alone).
+  void set_validation(bool on) { validation_ = on; }
 
   // The state a checkpoint must hold, beside the config.
   std::map<std::string, torch::Tensor> state_dict() const;
@@ -115,6 +117,8 @@ class Trainer {
   GradRegSettings grad_reg_;
   std::vector<torch::Tensor> accumulator_;  // float64 accumulation only
   std::vector<torch::Tensor> ema_;          // parameters then buffers; empty unless evaluate_ema
+  torch::ScalarType autocast_ = torch::kFloat;  // impl.mixed_precision
+  bool validation_ = true;
   int64_t step_ = 0;
   int64_t steps_at_full_accuracy_ = 0;
   double elapsed_s_ = 0;

@@ -1,0 +1,129 @@
+#include "fullbatch/training/runtime.h"
+
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "fullbatch/common/error.h"
+
+#ifdef FULLBATCH_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+// PyTorch 2.4 replaced the CUDA-only autocast setters by per-device-type ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define FULLBATCH_AUTOCAST_PER_DEVICE 1
+#endif
+
+namespace fullbatch {
+namespace {
+
+bool cuda_autocast_enabled() {
+#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
+torch::ScalarType cuda_autocast_dtype() {
+#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
+void set_cuda_autocast(bool enabled, torch::ScalarType dtype) {
+#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(enabled);
+#endif
+}
+
+}  // namespace
+
+void set_threads(int64_t threads) {
+  int n = static_cast<int>(threads);
+  if (n <= 0) {
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    n = ::sched_getaffinity(0, sizeof mask, &mask) == 0
+            ? CPU_COUNT(&mask)
+            : static_cast<int>(std::thread::hardware_concurrency());
+  }
+  if (n > 0) torch::set_num_threads(n);
+}
+
+torch::ScalarType autocast_dtype(const Config& config, const torch::Device& device) {
+  const std::string& mp = config.impl.mixed_precision;
+  if (mp == "none") return torch::kFloat;
+  if (mp != "bf16" && mp != "fp16")
+    throw UserError("config key 'impl.mixed_precision': '" + mp + "' is not none, bf16 or fp16");
+  if (!device.is_cuda())
+    throw UserError("config key 'impl.mixed_precision': " + mp +
+                    " autocast is only supported on CUDA devices (bf16 on the CPU measured "
+                    "slower than fp32); use impl.mixed_precision=none on " +
+                    device.str());
+  return mp == "bf16" ? torch::kBFloat16 : torch::kHalf;
+}
+
+AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtype) {
+  if (dtype == torch::kFloat || !device.is_cuda()) return;
+  active_ = true;
+  was_enabled_ = cuda_autocast_enabled();
+  previous_dtype_ = cuda_autocast_dtype();
+  at::autocast::increment_nesting();
+  set_cuda_autocast(true, dtype);
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  set_cuda_autocast(was_enabled_, previous_dtype_);
+  // Like torch.autocast's __exit__: the outermost scope drops the cached low-precision weights.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+}
+
+void apply_determinism(bool deterministic, const torch::Device& device) {
+  auto& ctx = at::globalContext();
+  if (deterministic && device.is_cuda()) {
+    // cuBLAS needs a fixed workspace layout to be deterministic; it reads this at first use.
+    ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  }
+  // warn_only=false: an op without a deterministic kernel raises instead of silently varying.
+  ctx.setDeterministicAlgorithms(deterministic, false);
+  ctx.setDeterministicCuDNN(deterministic);
+  // Autotuning picks kernels by timing, which varies run to run; worth it only when allowed to.
+  ctx.setBenchmarkCuDNN(!deterministic && device.is_cuda());
+}
+
+int64_t peak_memory_bytes(const torch::Device& device) {
+#ifdef FULLBATCH_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return stats.allocated_bytes[0].peak;  // index 0: aggregate over pool types
+  }
+#endif
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+void reset_peak_memory(const torch::Device& device) {
+#ifdef FULLBATCH_WITH_CUDA
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+#endif
+}
+
+}  // namespace fullbatch
