@@ -53,7 +53,9 @@ torch::Tensor apply_crop_flip(const torch::Tensor& images, const CropFlipParams&
   auto flat = ((dy + r) * pw + (dx + src_col)).view({n, 1, h * w}).expand({n, c, h * w});
 
   auto padded = pad(images, padding).reshape({n, c, ph * pw});
-  return padded.gather(2, flat).view({n, c, h, w});
+  // gather lays its output out like the (expanded, channel-stride 0) index, i.e. channels
+  // innermost; convolutions on that layout ran 17% slower, so restore the standard layout.
+  return padded.gather(2, flat).view({n, c, h, w}).contiguous();
 }
 
 torch::Tensor apply_crop_flip_reference(const torch::Tensor& images, const CropFlipParams& params,

@@ -9,7 +9,8 @@ namespace {
 
 torch::Tensor finish(torch::Tensor x, const Dataset& data, bool channels_last) {
   x = normalize(x, data);
-  return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  return x.contiguous(channels_last ? torch::MemoryFormat::ChannelsLast
+                                    : torch::MemoryFormat::Contiguous);
 }
 
 // [1, C, 1, 1] float on `device`: built once, not once per block (a host-to-device copy each).
