@@ -52,6 +52,10 @@ void set_cuda_autocast(bool enabled, torch::ScalarType dtype) {
 
 }  // namespace
 
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+}
+
 void set_threads(int64_t threads) {
   int n = static_cast<int>(threads);
   if (n <= 0) {

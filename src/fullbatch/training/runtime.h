@@ -13,6 +13,9 @@ namespace fullbatch {
 // rather than left to OpenMP because libgomp may default to a single thread in containers.
 void set_threads(int64_t threads);
 
+// Waits for queued GPU work, so a timing includes it; nothing on the CPU.
+void synchronize(const torch::Device& device);
+
 // impl.mixed_precision as a dtype: nullopt-like kFloat for "none", else kBFloat16 / kHalf.
 // Throws UserError for an unknown name, or for bf16/fp16 on a non-CUDA device: on the CPU
 // autocast to bf16 measured slower than fp32 here, and fp16 autocast is CUDA-only.

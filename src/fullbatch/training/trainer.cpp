@@ -19,10 +19,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Step timings must include queued GPU work.
-void synchronize(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
-}
 
 torch::Tensor count_correct(const torch::Tensor& logits, const torch::Tensor& labels) {
   return logits.argmax(1).eq(labels).sum();
