@@ -22,9 +22,10 @@ torch::Tensor global_norm(const TensorList& tensors, double norm_type) {
     for (const auto& t : tensors) maxes.push_back(t.detach().abs().max().to(torch::kFloat64));
     return torch::stack(maxes).max();
   }
-  // Accumulate squares in float64: the sum over millions of parameters must not lose digits.
+  // Each tensor's norm comes from torch's (cascaded) reduction in its own dtype, without a
+  // float64 copy of every gradient on this per-block path; the squares are combined in float64.
   std::vector<torch::Tensor> squares;
-  for (const auto& t : tensors) squares.push_back(t.detach().to(torch::kFloat64).pow(2).sum());
+  for (const auto& t : tensors) squares.push_back(t.detach().norm().to(torch::kFloat64).pow(2));
   return torch::stack(squares).sum().sqrt();
 }
 
