@@ -13,7 +13,8 @@ blocks of data.batch_size, loss / num_blocks accumulated into .grad, then one Ne
                   asked, torch.set_num_threads(impl.threads). No DataLoader.
 
 Arguments are key=value like `fullbatch bench`: data.name data.path data.size data.batch_size
-model.name model.width impl.threads impl.device impl.channels_last steps warmup mode
+model.name model.width impl.threads impl.device impl.channels_last impl.mixed_precision
+steps warmup mode
 num_workers. The last line printed is JSON with images_per_s of the full-batch step.
 Runs with Debian's python3-torch (same libtorch as the C++ build): /usr/bin/python3.
 """
@@ -39,6 +40,7 @@ DEFAULTS = {
     "impl.threads": "0",
     "impl.device": "cpu",
     "impl.channels_last": "false",
+    "impl.mixed_precision": "none",
     "steps": "3",
     "warmup": "1",
     "mode": "reference",
@@ -58,6 +60,10 @@ def parse_args(argv):
         args[key] = value
     if args["mode"] not in ("reference", "optimized"):
         sys.exit("reference_step.py: mode must be reference or optimized")
+    if args["impl.mixed_precision"] not in ("none", "bf16", "fp16"):
+        sys.exit("reference_step.py: impl.mixed_precision must be none, bf16 or fp16")
+    if args["impl.channels_last"].lower() == "auto":
+        sys.exit("reference_step.py: impl.channels_last must be true or false here")
     if args["model.name"] != "resnet18":
         sys.exit("reference_step.py: only model.name=resnet18 is written out here")
     return args
@@ -212,6 +218,8 @@ def main():
                           ("cuda" if torch.cuda.is_available() else "cpu"))
     channels_last = args["impl.channels_last"].lower() in ("1", "true", "yes", "on")
     batch_size = int(args["data.batch_size"])
+    precision = args["impl.mixed_precision"]
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     images, labels, mean, std = load_train(args)
     model = ResNet18(int(args["model.width"]), images.shape[1], 10).to(device)
     if channels_last:
@@ -230,7 +238,10 @@ def main():
             blocks = optimized_blocks(images, labels, mean, std, batch_size, gen, channels_last)
         for x, y in blocks:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
+            # torch.autocast around the forward only, as the reference's AMP does.
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                loss = F.cross_entropy(model(x), y)
             (loss / num_blocks).backward()
         optimizer.step()
         if device.type == "cuda":
@@ -250,6 +261,7 @@ def main():
               "device": str(device), "threads": torch.get_num_threads(),
               "data.name": args["data.name"], "data.size": len(labels),
               "model.width": int(args["model.width"]), "impl.channels_last": channels_last,
+              "impl.mixed_precision": precision,
               "num_workers": int(args["num_workers"]) if args["mode"] == "reference" else 0,
               "step_s_median": med, "step_s_best": min(times), "steps_timed": len(times),
               "cpu_s_median": statistics.median(cpu_times),

@@ -74,7 +74,7 @@ TEST(Bench, BadArgumentsAreOneLineUserErrors) {
   EXPECT_EQ(run_command(std::string(FULLBATCH_CLI_PATH) + " bench steps=0", &out), 2) << out;
   EXPECT_NE(out.find("bench argument 'steps'"), std::string::npos) << out;
   EXPECT_EQ(
-      run_command(std::string(FULLBATCH_CLI_PATH) + " bench" + kTiny + " impl.mixed_precision=bf16",
+      run_command(std::string(FULLBATCH_CLI_PATH) + " bench" + kTiny + " impl.mixed_precision=fp16",
                   &out),
       2)
       << out;
@@ -108,16 +108,43 @@ TEST(Bench, ResNet18MacsMatchHandCount) {
   EXPECT_EQ(resnet18_forward_macs(w, 1, 28, 10), expect + 8 * w * 10);
 }
 
-TEST(Runtime, MixedPrecisionNeedsCuda) {
+TEST(Runtime, MixedPrecisionOnTheCpuIsBf16Only) {
   Config c;
   EXPECT_EQ(autocast_dtype(c, torch::kCPU), torch::kFloat);
   c.impl.mixed_precision = "bf16";
+  EXPECT_EQ(autocast_dtype(c, torch::kCPU), torch::kBFloat16);
+  c.impl.mixed_precision = "fp16";
   EXPECT_THROW(autocast_dtype(c, torch::kCPU), UserError);
   c.impl.mixed_precision = "fp8";
   EXPECT_THROW(autocast_dtype(c, torch::kCPU), UserError);
-  // An inactive scope changes nothing.
-  AutocastScope scope(torch::kCPU, torch::kBFloat16);
-  EXPECT_EQ((torch::ones({2, 2}).matmul(torch::ones({2, 2}))).scalar_type(), torch::kFloat);
+  const auto a = torch::ones({2, 2});
+  {
+    AutocastScope fp32(torch::kCPU, torch::kFloat);  // inactive: changes nothing
+    EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat);
+  }
+  {
+    AutocastScope bf16(torch::kCPU, torch::kBFloat16);
+    EXPECT_EQ(a.matmul(a).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat) << "the scope must restore fp32";
+}
+
+TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {
+  const torch::Device cuda(torch::kCUDA, 0);
+  Config c;
+  EXPECT_EQ(c.impl.channels_last, "auto");
+  c.model.width = 16;
+  EXPECT_FALSE(use_channels_last(c, torch::kCPU)) << "fp32 on the CPU stays NCHW (accuracy)";
+  EXPECT_TRUE(use_channels_last(c, cuda));
+  c.impl.mixed_precision = "bf16";
+  EXPECT_TRUE(use_channels_last(c, torch::kCPU));
+  c.model.width = 4;
+  EXPECT_FALSE(use_channels_last(c, torch::kCPU)) << "too few channels for oneDNN's blocks";
+  EXPECT_TRUE(use_channels_last(c, cuda));
+  c.impl.channels_last = "false";
+  EXPECT_FALSE(use_channels_last(c, cuda));
+  c.impl.channels_last = "true";
+  EXPECT_TRUE(use_channels_last(c, torch::kCPU));
 }
 
 TEST(Runtime, ThreadsZeroMeansEveryAllowedCore) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/config/resolve.h"
@@ -60,6 +61,67 @@ TEST(Trainer, PerBlockPathAndSubBlocksEqualOneBigBatch) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   expect_step_is_big_batch_gradient({"hyp.sub_batch=16"});
   expect_step_is_big_batch_gradient({"impl.accumulation_dtype=float64"});
+}
+
+// bf16 autocast on the CPU: the step is a bf16 approximation of the fp32 full gradient (so it
+// differs from it, proving autocast ran) and parameters and gradients stay fp32.
+TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  auto moved_by_step = [](const std::string& precision) {
+    Trainer trainer(tiny_config({"model.name=simplecnn", "data.augmentations=none",
+                                 "hyp.warmup=0", "hyp.scheduler=constant", "hyp.optim.lr=1",
+                                 "hyp.optim.momentum=0", "hyp.optim.weight_decay=0",
+                                 "impl.mixed_precision=" + precision}),
+                    std::make_shared<LocalCommunicator>());
+    auto params = trainer.model().parameters();
+    std::vector<torch::Tensor> before;
+    for (auto& p : params) before.push_back(p.detach().clone());
+    trainer.train_step();
+    std::vector<torch::Tensor> moved;
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_EQ(params[i].scalar_type(), torch::kFloat);
+      EXPECT_EQ(params[i].grad().scalar_type(), torch::kFloat);
+      moved.push_back((before[i] - params[i].detach()).flatten());
+    }
+    return torch::cat(moved);
+  };
+  torch::Tensor fp32 = moved_by_step("none");
+  torch::Tensor bf16 = moved_by_step("bf16");
+  EXPECT_FALSE(torch::equal(fp32, bf16)) << "bf16 autocast changed nothing: was it applied?";
+  const double rel = ((bf16 - fp32).norm() / fp32.norm()).item<double>();
+  EXPECT_LT(rel, 0.05) << "bf16 full gradient is " << rel << " (relative) away from fp32";
+}
+
+// Memory format is a speed setting: one step of a BatchNorm ResNet must move the weights the same
+// in channels-last as in NCHW up to float rounding. libtorch 1.13's channels-last BatchNorm on the
+// CPU sums its statistics less accurately (docs/performance.md), and ReLU kinks amplify that, so
+// the bound is 2e-2 relative; a layout mistake (a transposed image or weight) is O(1).
+TEST(Trainer, ChannelsLastGivesTheSameStep) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  auto step_taken = [](const std::string& channels_last, bool expect_on) {
+    Trainer t(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5", "data.augmentations=none",
+                           "impl.channels_last=" + channels_last}),
+              std::make_shared<LocalCommunicator>());
+    EXPECT_EQ(t.channels_last(), expect_on) << channels_last;
+    std::vector<torch::Tensor> before;
+    for (auto& p : t.model().parameters()) before.push_back(p.detach().clone());
+    t.train_step();
+    std::vector<torch::Tensor> moved;
+    size_t i = 0;
+    for (auto& p : t.model().parameters()) {
+      if (p.dim() == 4)
+        EXPECT_TRUE(p.is_contiguous(expect_on ? torch::MemoryFormat::ChannelsLast
+                                              : torch::MemoryFormat::Contiguous));
+      moved.push_back((before[i++] - p.detach()).contiguous().flatten());
+    }
+    return torch::cat(moved);
+  };
+  torch::Tensor nchw = step_taken("false", false);
+  torch::Tensor nhwc = step_taken("true", true);
+  const double rel = ((nchw - nhwc).norm() / nchw.norm()).item<double>();
+  std::cout << "relative difference of the step, NCHW vs channels-last: " << rel << "\n";
+  EXPECT_LT(rel, 2e-2);
+  step_taken("auto", false);  // fp32 on the CPU
 }
 
 TEST(Trainer, SameSeedGivesBitIdenticalRuns) {

@@ -105,7 +105,7 @@ nlohmann::json summarize(const StepTimes& t, double flops_per_image) {
 // normalize (and channels-last), for every block. Same options as the trainer's BlockSource.
 double time_data_pipeline(const Trainer& trainer, const Config& c, int64_t repeats) {
   BlockSource source(trainer.data(), {c.data.augmentations == "crop-flip", c.data.crop_padding,
-                                      c.data.fixed_augmentations, c.seed, c.impl.channels_last});
+                                      c.data.fixed_augmentations, c.seed, trainer.channels_last()});
   OrderSettings order;
   order.num_samples = source.num_samples();
   order.batch_size = c.data.batch_size;
@@ -212,7 +212,7 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
                         {"model.width", config.model.width},
                         {"impl.mixed_precision", config.impl.mixed_precision},
                         {"impl.accumulation_dtype", config.impl.accumulation_dtype},
-                        {"impl.channels_last", config.impl.channels_last},
+                        {"impl.channels_last", trainer.channels_last()},
                         {"impl.deterministic", config.impl.deterministic}};
   if (macs > 0) out["model_gflops_per_image"] = flops_per_image / 1e9;
 

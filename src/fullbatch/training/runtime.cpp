@@ -24,29 +24,37 @@
 namespace fullbatch {
 namespace {
 
-bool cuda_autocast_enabled() {
+// Autocast state is per device type: CUDA and CPU each have their own switch and dtype.
+bool autocast_enabled(c10::DeviceType type) {
 #ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  return at::autocast::is_autocast_enabled(at::kCUDA);
+  return at::autocast::is_autocast_enabled(type);
 #else
-  return at::autocast::is_enabled();
+  return type == c10::DeviceType::CUDA ? at::autocast::is_enabled()
+                                       : at::autocast::is_cpu_enabled();
 #endif
 }
 
-torch::ScalarType cuda_autocast_dtype() {
+torch::ScalarType autocast_dtype_of(c10::DeviceType type) {
 #ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  return at::autocast::get_autocast_dtype(at::kCUDA);
+  return at::autocast::get_autocast_dtype(type);
 #else
-  return at::autocast::get_autocast_gpu_dtype();
+  return type == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                       : at::autocast::get_autocast_cpu_dtype();
 #endif
 }
 
-void set_cuda_autocast(bool enabled, torch::ScalarType dtype) {
+void set_autocast(c10::DeviceType type, bool enabled, torch::ScalarType dtype) {
 #ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  at::autocast::set_autocast_dtype(type, dtype);
+  at::autocast::set_autocast_enabled(type, enabled);
 #else
-  at::autocast::set_autocast_gpu_dtype(dtype);
-  at::autocast::set_enabled(enabled);
+  if (type == c10::DeviceType::CUDA) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+  }
 #endif
 }
 
@@ -73,28 +81,38 @@ torch::ScalarType autocast_dtype(const Config& config, const torch::Device& devi
   if (mp == "none") return torch::kFloat;
   if (mp != "bf16" && mp != "fp16")
     throw UserError("config key 'impl.mixed_precision': '" + mp + "' is not none, bf16 or fp16");
-  if (!device.is_cuda())
-    throw UserError("config key 'impl.mixed_precision': " + mp +
-                    " autocast is only supported on CUDA devices (bf16 on the CPU measured "
-                    "slower than fp32); use impl.mixed_precision=none on " +
-                    device.str());
+  if (!device.is_cuda() && !device.is_cpu())
+    throw UserError("config key 'impl.mixed_precision': " + mp + " autocast is not supported on " +
+                    device.str() + "; use impl.mixed_precision=none");
+  if (mp == "fp16" && device.is_cpu())
+    throw UserError(
+        "config key 'impl.mixed_precision': fp16 autocast is CUDA-only; use bf16 on the CPU");
   return mp == "bf16" ? torch::kBFloat16 : torch::kHalf;
 }
 
 AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtype) {
-  if (dtype == torch::kFloat || !device.is_cuda()) return;
+  if (dtype == torch::kFloat || !(device.is_cuda() || device.is_cpu())) return;
   active_ = true;
-  was_enabled_ = cuda_autocast_enabled();
-  previous_dtype_ = cuda_autocast_dtype();
+  type_ = device.type();
+  was_enabled_ = autocast_enabled(type_);
+  previous_dtype_ = autocast_dtype_of(type_);
   at::autocast::increment_nesting();
-  set_cuda_autocast(true, dtype);
+  set_autocast(type_, true, dtype);
 }
 
 AutocastScope::~AutocastScope() {
   if (!active_) return;
-  set_cuda_autocast(was_enabled_, previous_dtype_);
+  set_autocast(type_, was_enabled_, previous_dtype_);
   // Like torch.autocast's __exit__: the outermost scope drops the cached low-precision weights.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+}
+
+bool use_channels_last(const Config& config, const torch::Device& device) {
+  const std::string& v = config.impl.channels_last;
+  if (v == "true") return true;
+  if (v == "false") return false;
+  if (device.is_cuda()) return true;
+  return config.impl.mixed_precision == "bf16" && config.model.width >= 8;
 }
 
 void apply_determinism(bool deterministic, const torch::Device& device) {

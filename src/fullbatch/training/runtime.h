@@ -17,11 +17,12 @@ void set_threads(int64_t threads);
 void synchronize(const torch::Device& device);
 
 // impl.mixed_precision as a dtype: nullopt-like kFloat for "none", else kBFloat16 / kHalf.
-// Throws UserError for an unknown name, or for bf16/fp16 on a non-CUDA device: on the CPU
-// autocast to bf16 measured slower than fp32 here, and fp16 autocast is CUDA-only.
+// Throws UserError for an unknown name, for fp16 on the CPU (CUDA-only), or for a device that
+// has no autocast. bf16 on the CPU pays off where the CPU has bf16 dot products (AVX512-BF16,
+// AMX): 2x on the development machine (docs/performance.md); elsewhere it can be slower.
 torch::ScalarType autocast_dtype(const Config& config, const torch::Device& device);
 
-// Turns CUDA autocast on for its lifetime (a no-op for kFloat). Parameters, the accumulated full
+// Turns autocast (CUDA or CPU, by the device) on for its lifetime (a no-op for kFloat). Parameters, the accumulated full
 // gradient and the loss stay fp32: autocast only lowers the inputs of matmul/conv kernels, and
 // the backward of a cast writes fp32 gradients into the fp32 parameters' .grad.
 // The destructor clears autocast's cast cache, so lowered weight copies from one step are never
@@ -35,9 +36,18 @@ class AutocastScope {
 
  private:
   bool active_ = false;
+  c10::DeviceType type_ = c10::DeviceType::CPU;
   bool was_enabled_ = false;
   torch::ScalarType previous_dtype_ = torch::kFloat;
 };
+
+// impl.channels_last resolved for a device: "auto" is on for CUDA, and on the CPU only for bf16
+// autocast with model.width >= 8. Measured on the CPU with libtorch 1.13 (docs/performance.md):
+// fp32 ResNet-18 width 16 is 1.4x faster in channels-last, but its channels-last BatchNorm sums
+// statistics less accurately (full gradient 7e-3 from float64 instead of 1.4e-3), so fp32 stays
+// NCHW unless asked; under bf16 that error is lost in bf16's own. Width 4 on 1-channel
+// Fashion-MNIST is 2x slower in channels-last (channels below oneDNN's vector width).
+bool use_channels_last(const Config& config, const torch::Device& device);
 
 // impl.deterministic: deterministic kernels (bit-reproducible GPU runs, at a measured cost) or,
 // when off on CUDA, cuDNN autotuning for speed. Process-wide; call before the first kernel.

@@ -60,13 +60,14 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
   set_threads(config_.impl.threads);
   autocast_ = autocast_dtype(config_, device_);
   apply_determinism(config_.impl.deterministic, device_);
+  channels_last_ = use_channels_last(config_, device_);
 
   data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
   source_ = std::make_unique<BlockSource>(
       data_, BlockSourceOptions{config_.data.augmentations == "crop-flip", config_.data.crop_padding,
                                 config_.data.fixed_augmentations, config_.seed,
-                                config_.impl.channels_last});
+                                channels_last_});
   const int64_t per_step = config_.data.batch_size * comm_->world_size();
   const int64_t samples = config_.hyp.train_semi_stochastic ? data_.train.size() : source_->num_samples();
   if (samples < per_step)
@@ -79,7 +80,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
                        config_.model.zero_init_residual},
                       derive_seed(config_.seed, Stream::kInit, {}));
   model_->to(device_);
-  if (config_.impl.channels_last) {
+  if (channels_last_) {
     torch::NoGradGuard no_grad;
     for (auto& p : model_->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
@@ -393,7 +394,7 @@ Evaluation Trainer::evaluate() {
   int64_t index = 0;
   for (int64_t begin = 0; begin < n; begin += chunk, ++index) {
     if (static_cast<int>(index % comm_->world_size()) != comm_->rank()) continue;
-    Block block = test_block(data_, begin, std::min(n, begin + chunk), config_.impl.channels_last);
+    Block block = test_block(data_, begin, std::min(n, begin + chunk), channels_last_);
     torch::Tensor logits;
     {
       AutocastScope autocast(device_, autocast_);

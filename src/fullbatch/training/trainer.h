@@ -66,6 +66,7 @@ class Trainer {
   ModelPtr model_ptr() { return model_; }
   const Dataset& data() const { return data_; }
   const torch::Device& device() const { return device_; }
+  bool channels_last() const { return channels_last_; }  // impl.channels_last resolved
   const BlockSource& source() const { return *source_; }
   int64_t step() const { return step_; }  // steps completed
   int64_t train_images_per_step() const;
@@ -118,6 +119,7 @@ class Trainer {
   std::vector<torch::Tensor> accumulator_;  // float64 accumulation only
   std::vector<torch::Tensor> ema_;          // parameters then buffers; empty unless evaluate_ema
   torch::ScalarType autocast_ = torch::kFloat;  // impl.mixed_precision
+  bool channels_last_ = false;                  // impl.channels_last
   bool validation_ = true;
   int64_t step_ = 0;
   int64_t steps_at_full_accuracy_ = 0;
