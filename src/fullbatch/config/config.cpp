@@ -315,7 +315,7 @@ const std::vector<KeyDef>& key_table() {
                  [](C& c) -> auto& { return c.impl.accumulation_dtype; },
                  one_of({"float32", "float64"})),
       string_key("impl.channels_last",
-                 "channels-last memory format: auto (CUDA; CPU with bf16 and model.width >= 8), true, false",
+                 "channels-last memory format: auto (on for CUDA, and for bf16 on the CPU), true, false",
                  false, [](C& c) -> auto& { return c.impl.channels_last; },
                  one_of({"auto", "true", "false"})),
       bool_key("impl.deterministic", "deterministic kernels (bit-reproducible on GPU)", false,

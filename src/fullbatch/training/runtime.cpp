@@ -112,7 +112,7 @@ bool use_channels_last(const Config& config, const torch::Device& device) {
   if (v == "true") return true;
   if (v == "false") return false;
   if (device.is_cuda()) return true;
-  return config.impl.mixed_precision == "bf16" && config.model.width >= 8;
+  return config.impl.mixed_precision == "bf16";
 }
 
 void apply_determinism(bool deterministic, const torch::Device& device) {

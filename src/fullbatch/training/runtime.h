@@ -41,12 +41,12 @@ class AutocastScope {
   torch::ScalarType previous_dtype_ = torch::kFloat;
 };
 
-// impl.channels_last resolved for a device: "auto" is on for CUDA, and on the CPU only for bf16
-// autocast with model.width >= 8. Measured on the CPU with libtorch 1.13 (docs/performance.md):
-// fp32 ResNet-18 width 16 is 1.4x faster in channels-last, but its channels-last BatchNorm sums
-// statistics less accurately (full gradient 7e-3 from float64 instead of 1.4e-3), so fp32 stays
-// NCHW unless asked; under bf16 that error is lost in bf16's own. Width 4 on 1-channel
-// Fashion-MNIST is 2x slower in channels-last (channels below oneDNN's vector width).
+// impl.channels_last resolved for a device: "auto" is on for CUDA, and on the CPU only under bf16
+// autocast. Measured on the CPU with libtorch 1.13 (docs/performance.md): fp32 ResNet-18 width 16
+// is 1.4x faster in channels-last, but its channels-last BatchNorm sums statistics less accurately
+// (full gradient 7e-3 from float64 instead of 1.4e-3), and width 4 on 1-channel Fashion-MNIST is
+// 2x slower, so fp32 stays NCHW unless asked. Under bf16 channels-last was faster at both widths
+// (1.36x, 1.05x) and the BatchNorm error is lost in bf16's own.
 bool use_channels_last(const Config& config, const torch::Device& device);
 
 // impl.deterministic: deterministic kernels (bit-reproducible GPU runs, at a measured cost) or,
