@@ -8,6 +8,8 @@
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "fullbatch/common/error.h"
@@ -105,6 +107,28 @@ AutocastScope::~AutocastScope() {
   set_autocast(type_, was_enabled_, previous_dtype_);
   // Like torch.autocast's __exit__: the outermost scope drops the cached low-precision weights.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+}
+
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
+  std::istringstream lines(cpuinfo);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') == std::string::npos ? line.size()
+                                                                             : line.find(':') + 1));
+    std::string flag;
+    while (words >> flag)
+      if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+    return false;  // every core lists the same flags
+  }
+  return false;
+}
+
+bool cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return cpuinfo_has_native_bf16(text.str());
 }
 
 bool use_channels_last(const Config& config, const torch::Device& device) {

@@ -22,6 +22,11 @@ void synchronize(const torch::Device& device);
 // AMX): 2x on the development machine (docs/performance.md); elsewhere it can be slower.
 torch::ScalarType autocast_dtype(const Config& config, const torch::Device& device);
 
+// Whether /proc/cpuinfo text lists bf16 dot-product instructions (avx512_bf16 or amx_bf16), which
+// bf16 autocast on the CPU needs to be faster than fp32; cpu_has_native_bf16 reads this machine's.
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo);
+bool cpu_has_native_bf16();
+
 // Turns autocast (CUDA or CPU, by the device) on for its lifetime (a no-op for kFloat). Parameters, the accumulated full
 // gradient and the loss stay fp32: autocast only lowers the inputs of matmul/conv kernels, and
 // the backward of a cast writes fp32 gradients into the fp32 parameters' .grad.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
@@ -61,6 +62,10 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
   autocast_ = autocast_dtype(config_, device_);
   apply_determinism(config_.impl.deterministic, device_);
   channels_last_ = use_channels_last(config_, device_);
+  if (device_.is_cpu() && autocast_ == torch::kBFloat16 && !cpu_has_native_bf16())
+    std::fprintf(stderr,
+                 "fullbatch: warning: impl.mixed_precision=bf16 on a CPU without bf16 dot products "
+                 "(no avx512_bf16 or amx_bf16 in /proc/cpuinfo): expect it slower than fp32\n");
 
   data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
