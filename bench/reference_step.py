@@ -216,6 +216,9 @@ def main():
     torch.manual_seed(int(args["seed"]))
     device = torch.device(args["impl.device"] if args["impl.device"] != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"reference_step.py: impl.device={args['impl.device']} but this PyTorch "
+                 f"({torch.__version__}) sees no CUDA device")
     channels_last = args["impl.channels_last"].lower() in ("1", "true", "yes", "on")
     batch_size = int(args["data.batch_size"])
     precision = args["impl.mixed_precision"]
