@@ -9,7 +9,7 @@
 # Data: ../shared/data/cifar10 or shared/data/cifar10 if present, else random images in CIFAR-10's
 # layout (bench/fake_cifar10.py; timing does not depend on the pixels).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 OUT=${OUT:-/tmp/gpu-check}
 PY=${PYTHON:-python3}
 W=$(mktemp -d /tmp/gpu-check-work.XXXXXX)  # logs and JSON, packed into $OUT at the end
@@ -31,6 +31,8 @@ prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || { log
 vendor=$PWD/.carry/vendor
 [ -d "$vendor" ] || log "warning: $vendor missing (run scripts/vendor_for_gpu.sh here first and carry .carry/vendor)"
 
+# GPU_CHECK_CMAKE_ARGS: extra cmake arguments, split on spaces on purpose.
+# shellcheck disable=SC2086
 stage configure 300 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$prefix" -DFULLBATCH_VENDOR_DIR="$vendor" -DFULLBATCH_BUILD_BENCH=OFF \
   -DCMAKE_CUDA_ARCHITECTURES=90 ${GPU_CHECK_CMAKE_ARGS:-} || exit 1
@@ -48,9 +50,9 @@ fi
 stage tests_cuda 300 build-gpu/fullbatch_tests --gtest_filter='*Cuda*:Trainer.*:Runtime.*:Bench.*:Regularizer*'
 # The same 3 steps on CUDA and on the CPU (same keyed augmentation draws): losses and full-gradient
 # norms must agree up to cuDNN's TF32 convolutions.
-T="build-gpu/fullbatch train --quiet data.path=$data data.size=1024 data.test_size=512 model.width=8 hyp.steps=3 impl.channels_last=false"
-stage train_cuda 200 $T impl.device=cuda impl.deterministic=true --out "$W/run_cuda"
-stage train_cpu 200 $T impl.device=cpu --out "$W/run_cpu"
+T=(build-gpu/fullbatch train --quiet "data.path=$data" data.size=1024 data.test_size=512 model.width=8 hyp.steps=3 impl.channels_last=false)
+stage train_cuda 200 "${T[@]}" impl.device=cuda impl.deterministic=true --out "$W/run_cuda"
+stage train_cpu 200 "${T[@]}" impl.device=cpu --out "$W/run_cpu"
 "$PY" - "$W/run_cuda/metrics.jsonl" "$W/run_cpu/metrics.jsonl" <<'PY' | tee "$W/cuda_vs_cpu.txt"
 import json, sys
 try:
@@ -66,14 +68,14 @@ for x, y in zip(a, b):
 print(f"gpu_check: cuda_vs_cpu worst relative difference {worst:.2e}: {'PASS' if worst < 1e-2 and len(a) == len(b) == 3 else 'FAIL'}")
 PY
 
-B="build-gpu/fullbatch bench data.path=$data model.width=64 impl.device=cuda"
-stage bench_bf16 300 $B impl.mixed_precision=bf16 steps=5 warmup=2 --json "$W/bench_bf16.json"
-stage bench_bf16_deterministic 200 $B impl.mixed_precision=bf16 impl.deterministic=true steps=3 warmup=1 parts=none --json "$W/bench_bf16_det.json"
-stage bench_fp32 200 $B steps=3 warmup=1 parts=none --json "$W/bench_fp32.json"
-R="$PY bench/reference_step.py data.path=$data model.width=64 impl.device=cuda steps=3 warmup=1"
-stage python_optimized_bf16 200 $R mode=optimized impl.mixed_precision=bf16 impl.channels_last=true
-stage python_reference_bf16 300 $R mode=reference impl.mixed_precision=bf16 impl.channels_last=true
-stage python_reference_fp32 300 $R mode=reference
+B=(build-gpu/fullbatch bench "data.path=$data" model.width=64 impl.device=cuda)
+stage bench_bf16 300 "${B[@]}" impl.mixed_precision=bf16 steps=5 warmup=2 --json "$W/bench_bf16.json"
+stage bench_bf16_deterministic 200 "${B[@]}" impl.mixed_precision=bf16 impl.deterministic=true steps=3 warmup=1 parts=none --json "$W/bench_bf16_det.json"
+stage bench_fp32 200 "${B[@]}" steps=3 warmup=1 parts=none --json "$W/bench_fp32.json"
+R=("$PY" bench/reference_step.py "data.path=$data" model.width=64 impl.device=cuda steps=3 warmup=1)
+stage python_optimized_bf16 200 "${R[@]}" mode=optimized impl.mixed_precision=bf16 impl.channels_last=true
+stage python_reference_bf16 300 "${R[@]}" mode=reference impl.mixed_precision=bf16 impl.channels_last=true
+stage python_reference_fp32 300 "${R[@]}" mode=reference
 
 {
 echo "gpu_check: summary (full-batch step over $(basename "$data"), ResNet-18 width 64)"
@@ -92,6 +94,6 @@ if "tflops" in fb:
 print(f"  {name:26s} {fb['step_s_median']:.3f} s  {j['images_per_s']:,.0f} images/s{extra}")
 PY
 done
-cat "$W/cuda_vs_cpu.txt" 2>/dev/null | tail -n 1
+tail -n 1 "$W/cuda_vs_cpu.txt" 2>/dev/null
 } | tee "$OUT/summary.txt"
 tar czf "$OUT/gpu_check.tar.gz" -C "$W" --exclude=checkpoints --exclude=model.pt .

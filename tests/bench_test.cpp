@@ -150,7 +150,8 @@ TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {
 }
 
 TEST(Runtime, NativeBf16IsReadFromTheCpuFlags) {
-  EXPECT_TRUE(cpuinfo_has_native_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 sha_ni\n"));
+  EXPECT_TRUE(
+      cpuinfo_has_native_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 sha_ni\n"));
   EXPECT_TRUE(cpuinfo_has_native_bf16("flags : fpu amx_bf16 amx_tile\n"));
   EXPECT_FALSE(cpuinfo_has_native_bf16("flags\t\t: fpu avx2 avx512f avx512bw\n"));
   EXPECT_FALSE(cpuinfo_has_native_bf16("model name : avx512_bf16 in the name only\n"));

@@ -1,3 +1,5 @@
+#include "fullbatch/training/trainer.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -9,7 +11,6 @@
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/io/weights.h"
 #include "fullbatch/training/run.h"
-#include "fullbatch/training/trainer.h"
 #include "test_util.h"
 
 namespace fullbatch {
@@ -68,10 +69,9 @@ TEST(Trainer, PerBlockPathAndSubBlocksEqualOneBigBatch) {
 TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto moved_by_step = [](const std::string& precision) {
-    Trainer trainer(tiny_config({"model.name=simplecnn", "data.augmentations=none",
-                                 "hyp.warmup=0", "hyp.scheduler=constant", "hyp.optim.lr=1",
-                                 "hyp.optim.momentum=0", "hyp.optim.weight_decay=0",
-                                 "impl.mixed_precision=" + precision}),
+    Trainer trainer(tiny_config({"model.name=simplecnn", "data.augmentations=none", "hyp.warmup=0",
+                                 "hyp.scheduler=constant", "hyp.optim.lr=1", "hyp.optim.momentum=0",
+                                 "hyp.optim.weight_decay=0", "impl.mixed_precision=" + precision}),
                     std::make_shared<LocalCommunicator>());
     auto params = trainer.model().parameters();
     std::vector<torch::Tensor> before;
@@ -99,8 +99,8 @@ TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
 TEST(Trainer, ChannelsLastGivesTheSameStep) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto step_taken = [](const std::string& channels_last, bool expect_on) {
-    Trainer t(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5", "data.augmentations=none",
-                           "impl.channels_last=" + channels_last}),
+    Trainer t(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5",
+                           "data.augmentations=none", "impl.channels_last=" + channels_last}),
               std::make_shared<LocalCommunicator>());
     EXPECT_EQ(t.channels_last(), expect_on) << channels_last;
     std::vector<torch::Tensor> before;

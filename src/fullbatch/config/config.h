@@ -75,7 +75,7 @@ struct Config {
     bool test_time_flips = false;
     std::string mixed_precision = "none";       // none | bf16 | fp16
     std::string accumulation_dtype = "float32";  // float32 | float64
-    std::string channels_last = "auto";        // auto | true | false
+    std::string channels_last = "auto";          // auto | true | false
     bool deterministic = false;
     bool progress = true;
     int64_t checkpoint_every = 0;  // impl.checkpoint.save_every_nth_step

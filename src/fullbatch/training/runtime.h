@@ -27,11 +27,11 @@ torch::ScalarType autocast_dtype(const Config& config, const torch::Device& devi
 bool cpuinfo_has_native_bf16(const std::string& cpuinfo);
 bool cpu_has_native_bf16();
 
-// Turns autocast (CUDA or CPU, by the device) on for its lifetime (a no-op for kFloat). Parameters, the accumulated full
-// gradient and the loss stay fp32: autocast only lowers the inputs of matmul/conv kernels, and
-// the backward of a cast writes fp32 gradients into the fp32 parameters' .grad.
-// The destructor clears autocast's cast cache, so lowered weight copies from one step are never
-// reused after the optimizer has changed the weights.
+// Turns autocast (CUDA or CPU, by the device) on for its lifetime (a no-op for kFloat). Parameters,
+// the accumulated full gradient and the loss stay fp32: autocast only lowers the inputs of
+// matmul/conv kernels, and the backward of a cast writes fp32 gradients into the fp32 parameters'
+// .grad. The destructor clears autocast's cast cache, so lowered weight copies from one step are
+// never reused after the optimizer has changed the weights.
 class AutocastScope {
  public:
   AutocastScope(const torch::Device& device, torch::ScalarType dtype);

@@ -70,9 +70,9 @@ Trainer::Trainer(Config config, std::shared_ptr<Communicator> comm)
   data_ = load_dataset({config_.data.name, config_.data.path, config_.data.size, config_.data.test_size});
   to_device(data_, device_);
   source_ = std::make_unique<BlockSource>(
-      data_, BlockSourceOptions{config_.data.augmentations == "crop-flip", config_.data.crop_padding,
-                                config_.data.fixed_augmentations, config_.seed,
-                                channels_last_});
+      data_,
+      BlockSourceOptions{config_.data.augmentations == "crop-flip", config_.data.crop_padding,
+                         config_.data.fixed_augmentations, config_.seed, channels_last_});
   const int64_t per_step = config_.data.batch_size * comm_->world_size();
   const int64_t samples = config_.hyp.train_semi_stochastic ? data_.train.size() : source_->num_samples();
   if (samples < per_step)
