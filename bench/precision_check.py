@@ -3,7 +3,10 @@
 
 The gradient of bench/reference_step.py's ResNet-18 (BatchNorm in training mode) on one random
 block, computed in float64 (the oracle) and with the CPU kernels fullbatch uses; prints
-||g - g64|| / ||g64|| for each precision and memory format.
+||g - g64|| / ||g64|| for each precision and memory format. Then the regularizer's
+forward-difference Hessian-vector product (g(theta + eps/||g|| g) - g(theta)) / (eps/||g||)
+(hyp.grad_reg.eps = 0.01), in fp32 NCHW and channels-last against the same difference in float64:
+finite differences divide rounding errors by the small step.
   /usr/bin/python3 bench/precision_check.py [width=16] [threads=2] [seed=0]
 """
 import copy
@@ -65,6 +68,28 @@ def main():
             err = ((g - oracle).norm() / oracle.norm()).item()
             print(f"{'bf16' if bf16 else 'fp32'} {'channels-last' if channels_last else 'NCHW'}: "
                   f"relative distance to the float64 gradient {err:.2e}")
+
+    def forward_difference(dtype, channels_last, eps=0.01):
+        m, inputs = copy.deepcopy(model).to(dtype), x.to(dtype)
+        if channels_last:
+            m = m.to(memory_format=torch.channels_last)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        g0 = gradient(m, inputs, False)
+        step = eps / g0.norm().item()
+        with torch.no_grad():
+            offset = 0
+            for p in m.parameters():
+                n = p.numel()
+                p.add_(g0[offset:offset + n].view_as(p).to(dtype), alpha=step)
+                offset += n
+        return (gradient(m, inputs, False) - g0) / step
+
+    hv64 = forward_difference(torch.float64, False)
+    for channels_last in (False, True):
+        hv = forward_difference(torch.float32, channels_last)
+        err = ((hv - hv64).norm() / hv64.norm()).item()
+        print(f"regularizer's forward difference, fp32 {'channels-last' if channels_last else 'NCHW'}: "
+              f"relative distance to float64 {err:.2e}")
 
 
 if __name__ == "__main__":
