@@ -114,8 +114,8 @@ bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
   std::string line;
   while (std::getline(lines, line)) {
     if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(
-        line.substr(line.find(':') == std::string::npos ? line.size() : line.find(':') + 1));
+    const size_t colon = line.find(':');
+    std::istringstream words(colon == std::string::npos ? std::string() : line.substr(colon + 1));
     std::string flag;
     while (words >> flag)
       if (flag == "avx512_bf16" || flag == "amx_bf16") return true;

@@ -49,7 +49,7 @@ class AutocastScope {
 // impl.channels_last resolved for a device: "auto" is on for CUDA, and on the CPU only under bf16
 // autocast. Measured on the CPU with libtorch 1.13 (docs/performance.md): fp32 ResNet-18 width 16
 // is 1.4x faster in channels-last, but its channels-last BatchNorm sums statistics less accurately
-// (full gradient 7e-3 from float64 instead of 1.4e-3), and width 4 on 1-channel Fashion-MNIST is
+// (a block gradient 5e-3 to 9e-3 from float64 instead of 1.4e-3 to 1.8e-3), and width 4 on 1-channel Fashion-MNIST is
 // 2x slower, so fp32 stays NCHW unless asked. Under bf16 channels-last was faster at both widths
 // (1.36x, 1.05x) and the BatchNorm error is lost in bf16's own.
 bool use_channels_last(const Config& config, const torch::Device& device);
