@@ -8,8 +8,8 @@
 #include "commands.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/config/presets.h"
-#include "fullbatch/experiments/sweep.h"
-#include "fullbatch/io/report.h"
+#include "fullbatch/run/sweep.h"
+#include "fullbatch/report/report.h"
 
 namespace fullbatch::cli {
 namespace {

@@ -16,9 +16,9 @@
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/distributed/process_group.h"
-#include "fullbatch/io/files.h"
-#include "fullbatch/io/weights.h"
-#include "fullbatch/training/run.h"
+#include "fullbatch/common/files.h"
+#include "fullbatch/models/weights.h"
+#include "fullbatch/run/run.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/checkpoint_format.h"
+#include "fullbatch/run/checkpoint_format.h"
 #include "fuzz_target.h"
 
 namespace fullbatch::fuzz {

@@ -8,8 +8,8 @@
 #include <map>
 
 #include "cli_util.h"
-#include "fullbatch/io/checkpoint.h"
-#include "fullbatch/io/files.h"
+#include "fullbatch/run/checkpoint.h"
+#include "fullbatch/common/files.h"
 #include "test_util.h"
 
 namespace fullbatch {

@@ -1,4 +1,4 @@
-#include "fullbatch/io/checkpoint.h"
+#include "fullbatch/run/checkpoint.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -10,8 +10,8 @@
 
 #include "cli_util.h"
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/files.h"
-#include "fullbatch/io/weights.h"
+#include "fullbatch/common/files.h"
+#include "fullbatch/models/weights.h"
 #include "test_util.h"
 
 namespace fullbatch {

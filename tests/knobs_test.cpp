@@ -6,8 +6,8 @@
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/data/augment.h"
 #include "fullbatch/data/block_source.h"
-#include "fullbatch/training/gradients.h"
-#include "fullbatch/training/regularizer.h"
+#include "fullbatch/optim/clip_noise.h"
+#include "fullbatch/optim/regularizer.h"
 #include "fullbatch/training/trainer.h"
 #include "test_util.h"
 

@@ -5,9 +5,9 @@
 
 #include "fullbatch/common/rng.h"
 #include "fullbatch/data/data_order.h"
-#include "fullbatch/training/gradients.h"
-#include "fullbatch/training/optimizer.h"
-#include "fullbatch/training/schedule.h"
+#include "fullbatch/optim/clip_noise.h"
+#include "fullbatch/optim/sgd.h"
+#include "fullbatch/optim/schedule.h"
 
 namespace fullbatch {
 namespace {

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fullbatch/training/gradients.h"
-#include "fullbatch/training/regularizer.h"
+#include "fullbatch/optim/clip_noise.h"
+#include "fullbatch/optim/regularizer.h"
 
 namespace fullbatch {
 namespace {

@@ -1,4 +1,4 @@
-#include "fullbatch/io/report.h"
+#include "fullbatch/report/report.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -9,8 +9,8 @@
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/config/resolve.h"
-#include "fullbatch/io/weights.h"
-#include "fullbatch/training/run.h"
+#include "fullbatch/models/weights.h"
+#include "fullbatch/run/run.h"
 #include "test_util.h"
 
 namespace fullbatch {

@@ -8,7 +8,7 @@
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
-#include "fullbatch/training/gradients.h"
+#include "fullbatch/optim/clip_noise.h"
 #include "fullbatch/training/runtime.h"
 
 namespace fullbatch {

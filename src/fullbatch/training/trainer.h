@@ -15,9 +15,9 @@
 #include "fullbatch/data/dataset.h"
 #include "fullbatch/distributed/communicator.h"
 #include "fullbatch/models/model.h"
-#include "fullbatch/training/optimizer.h"
-#include "fullbatch/training/regularizer.h"
-#include "fullbatch/training/schedule.h"
+#include "fullbatch/optim/sgd.h"
+#include "fullbatch/optim/regularizer.h"
+#include "fullbatch/optim/schedule.h"
 
 namespace fullbatch {
 

@@ -1,4 +1,4 @@
-#include "fullbatch/io/report.h"
+#include "fullbatch/report/report.h"
 
 #include <yaml-cpp/yaml.h>
 

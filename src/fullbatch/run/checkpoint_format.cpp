@@ -1,4 +1,4 @@
-#include "fullbatch/io/checkpoint_format.h"
+#include "fullbatch/run/checkpoint_format.h"
 
 #include <zlib.h>
 

@@ -1,4 +1,4 @@
-#include "fullbatch/training/run.h"
+#include "fullbatch/run/run.h"
 
 #include <c10/util/Exception.h>
 
@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/checkpoint.h"
-#include "fullbatch/io/progress.h"
-#include "fullbatch/io/run_writer.h"
-#include "fullbatch/io/weights.h"
+#include "fullbatch/run/checkpoint.h"
+#include "fullbatch/run/progress.h"
+#include "fullbatch/run/run_writer.h"
+#include "fullbatch/models/weights.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fullbatch {

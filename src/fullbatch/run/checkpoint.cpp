@@ -1,4 +1,4 @@
-#include "fullbatch/io/checkpoint.h"
+#include "fullbatch/run/checkpoint.h"
 
 #include <torch/torch.h>
 
@@ -8,9 +8,9 @@
 #include <regex>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/checkpoint_format.h"
-#include "fullbatch/io/files.h"
-#include "fullbatch/io/weights.h"
+#include "fullbatch/run/checkpoint_format.h"
+#include "fullbatch/common/files.h"
+#include "fullbatch/models/weights.h"
 
 namespace fullbatch {
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "fullbatch/io/files.h"
+#include "fullbatch/common/files.h"
 
 #include <fcntl.h>
 #include <unistd.h>

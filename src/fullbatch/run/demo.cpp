@@ -1,4 +1,4 @@
-#include "fullbatch/experiments/sweep.h"
+#include "fullbatch/run/sweep.h"
 
 namespace fullbatch {
 

@@ -1,4 +1,4 @@
-#include "fullbatch/io/run_writer.h"
+#include "fullbatch/run/run_writer.h"
 
 #include <cerrno>
 #include <cstring>
@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/files.h"
+#include "fullbatch/common/files.h"
 
 namespace fullbatch {
 namespace fs = std::filesystem;

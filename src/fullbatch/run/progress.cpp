@@ -1,4 +1,4 @@
-#include "fullbatch/io/progress.h"
+#include "fullbatch/run/progress.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "fullbatch/experiments/sweep.h"
+#include "fullbatch/run/sweep.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -12,8 +12,8 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
-#include "fullbatch/io/report.h"
-#include "fullbatch/training/run.h"
+#include "fullbatch/report/report.h"
+#include "fullbatch/run/run.h"
 
 namespace fullbatch {
 namespace fs = std::filesystem;

@@ -1,8 +1,8 @@
-#include "fullbatch/training/regularizer.h"
+#include "fullbatch/optim/regularizer.h"
 
 #include <torch/torch.h>
 
-#include "fullbatch/training/gradients.h"
+#include "fullbatch/optim/clip_noise.h"
 
 namespace fullbatch {
 namespace {

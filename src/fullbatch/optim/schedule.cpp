@@ -1,4 +1,4 @@
-#include "fullbatch/training/schedule.h"
+#include "fullbatch/optim/schedule.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "fullbatch/training/optimizer.h"
+#include "fullbatch/optim/sgd.h"
 
 #include <torch/torch.h>
 

@@ -1,10 +1,10 @@
-#include "fullbatch/io/weights.h"
+#include "fullbatch/models/weights.h"
 
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/io/files.h"
+#include "fullbatch/common/files.h"
 
 namespace fullbatch {
 

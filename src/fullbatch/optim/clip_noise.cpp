@@ -1,4 +1,4 @@
-#include "fullbatch/training/gradients.h"
+#include "fullbatch/optim/clip_noise.h"
 
 #include <torch/torch.h>
 
