@@ -6,10 +6,13 @@
 #include <vector>
 
 #include "commands.h"
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/distributed/launch.h"
 #include "fullbatch/distributed/process_group.h"
+#include "fullbatch/training/options.h"
+#include "fullbatch/training/runtime.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fullbatch::cli {
@@ -44,9 +47,9 @@ double gradient_all_reduce_s(Trainer& trainer, Communicator& comm, int reduces) 
   for (const auto& p : trainer.model().parameters()) grads.push_back(torch::zeros_like(p));
   comm.all_reduce_sum(grads);  // warm-up: Gloo builds its algorithm on first use
   comm.barrier();
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   for (int i = 0; i < reduces; ++i) comm.all_reduce_sum(grads);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reduces;
+  return seconds_since(t0) / reduces;
 }
 
 int cmd_bench_comm(const BenchArgs& a) {
@@ -58,7 +61,9 @@ int cmd_bench_comm(const BenchArgs& a) {
   config.impl.validate_every_nth_step = 1 << 30;
   config.hyp.train_stochastic = false;
   auto timed = std::make_shared<TimedCommunicator>(communicator_from_env(config));
-  Trainer trainer(config, timed);
+  const TrainerOptions options = trainer_options(config);
+  apply_process_settings(options.execution, resolve_execution(options.execution));
+  Trainer trainer(options, timed);
   trainer.train_step();
   timed->reset();
   double step_s = 0;

@@ -1,4 +1,5 @@
 // demo, sweep, report.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -37,6 +38,16 @@ void apply_common(Sweep& sweep, const SweepArgs& a) {
   sweep.progress = !a.quiet;
 }
 
+// Runs the sweep, then writes its report into OUT/report.
+int run_and_report(const Sweep& sweep) {
+  const SweepOutcome outcome = run_sweep(sweep, std::cout);
+  std::cout << "\n";
+  const std::string report_dir = (std::filesystem::path(sweep.out_dir) / "report").string();
+  write_report(outcome.run_dirs, report_dir, paper_numbers(), std::cout);
+  std::cout << "report: " << report_dir << "/report.html\n";
+  return 0;
+}
+
 int cmd_sweep(const SweepArgs& a) {
   Sweep sweep;
   if (!a.file.empty()) {
@@ -48,8 +59,7 @@ int cmd_sweep(const SweepArgs& a) {
     throw UserError("sweep: give --presets NAME,... or --file SWEEP.yaml");
   }
   apply_common(sweep, a);
-  run_sweep(sweep, paper_numbers(), std::cout);
-  return 0;
+  return run_and_report(sweep);
 }
 
 int cmd_demo(const SweepArgs& a) {
@@ -59,8 +69,7 @@ int cmd_demo(const SweepArgs& a) {
   sweep.out_dir = "runs/demo";
   sweep.common_overrides = demo_defaults();
   apply_common(sweep, a);
-  run_sweep(sweep, paper_numbers(), std::cout);
-  return 0;
+  return run_and_report(sweep);
 }
 
 struct ReportArgs {

@@ -19,6 +19,10 @@
 #include "fullbatch/common/files.h"
 #include "fullbatch/models/weights.h"
 #include "fullbatch/run/run.h"
+#include "fullbatch/run/run_dir.h"
+#include "fullbatch/training/evaluation.h"
+#include "fullbatch/training/options.h"
+#include "fullbatch/training/runtime.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -53,21 +57,16 @@ int cmd_resume(const TrainArgs& a) {
     throw UserError("--resume " + a.resume + " continues that run directory; drop --out " + a.out);
   if (!fs::is_directory(a.resume))
     throw UserError("cannot resume " + a.resume + ": no such run directory");
-  const fs::path summary_file = fs::path(a.resume) / "summary.json";
-  if (fs::exists(summary_file)) {
-    nlohmann::json summary =
-        nlohmann::json::parse(read_file(summary_file.string()), nullptr, false);
-    if (summary.is_object() && summary.value("status", "") == "completed") {
-      std::printf("run %s is already complete (%lld steps); nothing to resume\n", a.resume.c_str(),
-                  static_cast<long long>(summary.value("steps", 0)));
-      return 0;
-    }
+  const RunDir run(a.resume);
+  if (run.status() == "completed") {
+    std::printf("run %s is already complete (%lld steps); nothing to resume\n", a.resume.c_str(),
+                static_cast<long long>(run.read_summary()->value("steps", 0)));
+    return 0;
   }
-  const fs::path config_file = fs::path(a.resume) / "config.yaml";
-  if (!fs::is_regular_file(config_file))
+  if (!fs::is_regular_file(run.config_file()))
     throw UserError("cannot resume " + a.resume + ": not a run directory (no config.yaml)");
   Config config;
-  apply_yaml_file(config, config_file.string());
+  apply_yaml_file(config, run.config_file());
   for (const auto& o : a.overrides) apply_override(config, o);
   validate(config);
   config = localize_for_rank(config, dist_env_from_environment());
@@ -88,16 +87,25 @@ double current_rss_mb() {
   return 0.0;
 }
 
-// Builds everything a run needs (data, fixed augmentation table, model) and reports its size
-// without training: what a configuration will cost before committing hours to it.
+// The options with the process set up for them (threads, determinism), warnings printed.
+TrainerOptions prepare(const Config& config) {
+  TrainerOptions options = trainer_options(config);
+  for (const auto& warning : apply_process_settings(options.execution, resolve_execution(options.execution)))
+    std::fprintf(stderr, "fullbatch: warning: %s\n", warning.c_str());
+  return options;
+}
+
+// Builds everything a run allocates before its first step (data, fixed augmentation table,
+// model, optimizer) and reports its size without training: what a configuration will cost
+// before committing hours to it.
 int cmd_dry_run(const Config& config) {
-  Trainer trainer(config, std::make_shared<LocalCommunicator>());
+  Trainer trainer(prepare(config), std::make_shared<LocalCommunicator>());
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   nlohmann::json out = {
       {"train_images", trainer.data().train.size()},
       {"train_samples", trainer.source().num_samples()},
-      {"blocks_per_step", trainer.train_images_per_step() / config.data.batch_size},
+      {"blocks_per_step", trainer.train_images_per_step() / trainer.options().order.batch_size},
       {"fixed_augmentation_table_bytes", trainer.source().table_bytes()},
       {"parameters", count_parameters(trainer.model())},
       {"rss_mb", current_rss_mb()},
@@ -114,10 +122,32 @@ int cmd_train(const TrainArgs& a) {
   config = localize_for_rank(config, dist_env_from_environment());
   auto comm = communicator_from_env(config);
   RunOptions options;
-  options.out_dir = a.out.empty() ? default_run_dir(config) : a.out;
+  options.out_dir = a.out.empty() ? RunDir::default_for(config).path() : a.out;
   options.progress = config.impl.progress && !a.quiet;
   nlohmann::json summary = run_training(config, options, comm);
   if (comm->is_root()) print_result(config, summary, options.out_dir);
+  return 0;
+}
+
+struct InitArgs {
+  std::string preset;
+  std::vector<std::string> configs;
+  std::vector<std::string> overrides;
+  std::string out;
+};
+
+// The weights and buffers a run with this config starts from, before its first step, so another
+// implementation (tests/parity) or an analysis can start from exactly the same point.
+int cmd_init_weights(const InitArgs& a) {
+  const TrainerOptions options = prepare(resolve_config(a.preset, a.configs, a.overrides));
+  const Execution execution = resolve_execution(options.execution);
+  DataSpec test_only = options.data;  // the model's shape needs the channels and classes only
+  test_only.with_train = false;
+  const Dataset data = load_dataset(test_only);
+  ModelPtr model = build_model(options, data, execution);
+  save_weights(*model, a.out);
+  std::printf("%s: initial weights of %s (%lld parameters)\n", a.out.c_str(),
+              options.model.name.c_str(), static_cast<long long>(count_parameters(*model)));
   return 0;
 }
 
@@ -131,13 +161,20 @@ int cmd_eval(const EvalArgs& a) {
   if (!fs::is_regular_file(a.checkpoint))
     throw UserError("checkpoint " + a.checkpoint + ": no such file");
   std::vector<std::string> configs;
-  fs::path run_config = fs::path(a.checkpoint).parent_path() / "config.yaml";
-  if (fs::exists(run_config)) configs.push_back(run_config.string());
+  const RunDir run(fs::path(a.checkpoint).parent_path().string());
+  if (fs::exists(run.config_file())) configs.push_back(run.config_file());
   configs.insert(configs.end(), a.configs.begin(), a.configs.end());
   Config config = resolve_config("", configs, a.overrides);
-  Trainer trainer(config, std::make_shared<LocalCommunicator>());
-  load_weights(trainer.model(), a.checkpoint);
-  Evaluation e = trainer.evaluate();
+  const TrainerOptions options = prepare(config);
+  const Execution execution = resolve_execution(options.execution);
+  DataSpec test_only = options.data;
+  test_only.with_train = false;
+  Dataset data = load_dataset(test_only);
+  to_device(data, execution.device);
+  ModelPtr model = build_model(options, data, execution);
+  load_weights(*model, a.checkpoint);
+  LocalCommunicator local;
+  Evaluation e = evaluate_model(*model, data, options.eval, execution, local);
   nlohmann::json out = {{"checkpoint", a.checkpoint},
                         {"dataset", config.data.name},
                         {"test_images", e.images},
@@ -195,6 +232,14 @@ void add_training_commands(CLI::App& app, Commands& out) {
   e->add_option("--config", eval->configs, "YAML file(s) of config keys");
   e->add_option("overrides", eval->overrides, "key=value config overrides");
   out.push_back({e, [eval] { return cmd_eval(*eval); }});
+
+  auto init = std::make_shared<InitArgs>();
+  auto* i = app.add_subcommand("init-weights", "write the weights a run starts from (model.pt format)");
+  i->add_option("--preset", init->preset, "a paper experiment (see `fullbatch presets`)");
+  i->add_option("--config", init->configs, "YAML file(s) of config keys");
+  i->add_option("--out", init->out, "file to write")->required();
+  i->add_option("overrides", init->overrides, "key=value config overrides");
+  out.push_back({i, [init] { return cmd_init_weights(*init); }});
 
   out.push_back({app.add_subcommand("presets", "list the paper's experiments"), cmd_presets});
   out.push_back({app.add_subcommand("keys", "list every config key with its default"), cmd_keys});

@@ -56,7 +56,33 @@ def check(root):
     return problems
 
 
+def self_test():
+    """The checker itself must catch a cycle and an upward include, and accept a clean tree."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        def write(rel, text):
+            path = root / "src" / "fullbatch" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        write("common/a.h", "#pragma once\n")
+        write("training/t.h", '#include "fullbatch/common/a.h"\n')
+        if check(root):
+            print("self-test: a clean tree was refused")
+            return 1
+        write("common/b.cpp", '#include "fullbatch/training/t.h"\n')   # upward: a cycle
+        write("config/c.cpp", '#include "fullbatch/models/m.h"\n')     # same layer
+        problems = check(root)
+        if len(problems) != 2:
+            print(f"self-test: expected 2 problems, got {problems}")
+            return 1
+    print("check_layers self-test: a cycle and a same-layer include are caught")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parent.parent)
     problems = check(root.resolve())
     for p in problems:

@@ -66,7 +66,7 @@ class BadInput : public ::testing::Test {
     std::string out;
     ASSERT_EQ(testing::run_command(expand(cli() + " train --quiet --out {D}/earlier {T}"), &out), 0)
         << out;
-    for (int s : {3, 4}) fs::remove(checkpoint_path(*dir_ / "earlier", s));
+    for (int s : {3, 4}) fs::remove(RunDir(*dir_ / "earlier").checkpoint_file(s));
     fs::remove(*dir_ / "earlier/model.pt");
     fs::remove(*dir_ / "earlier/summary.json");
     // Data folders with broken copies of Fashion-MNIST.
@@ -172,7 +172,7 @@ TEST_F(BadInput, EachGivesItsOneLineMessageAndLeavesEarlierOutputsIntact) {
   }
   // A diverged run keeps its last good checkpoint (steps 1 and 2 were finite) and says so.
   EXPECT_EQ(list_checkpoints(*dir_ / "o15").size(), 2u);
-  EXPECT_EQ(read_checkpoint(checkpoint_path(*dir_ / "o15", 2)).step, 2);
+  EXPECT_EQ(read_checkpoint(RunDir(*dir_ / "o15").checkpoint_file(2)).step, 2);
   EXPECT_NE(testing::read_text(*dir_ / "o15/summary.json").find("step_000002.ckpt"),
             std::string::npos);
 }
@@ -180,7 +180,7 @@ TEST_F(BadInput, EachGivesItsOneLineMessageAndLeavesEarlierOutputsIntact) {
 TEST_F(BadInput, FullDiskWhileCheckpointingKeepsThePreviousCheckpoint) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   fs::copy(*dir_ / "earlier", *dir_ / "full", fs::copy_options::recursive);
-  const auto ckpt_size = fs::file_size(checkpoint_path(*dir_ / "full", 2));
+  const auto ckpt_size = fs::file_size(RunDir(*dir_ / "full").checkpoint_file(2));
   // A file-size limit below one checkpoint (but above the text files) makes the next checkpoint
   // write fail with EFBIG, as a full disk would with ENOSPC; SIGXFSZ is ignored so write() fails.
   const std::string limit = std::to_string(ckpt_size / 2);
@@ -190,8 +190,8 @@ TEST_F(BadInput, FullDiskWhileCheckpointingKeepsThePreviousCheckpoint) {
          "trap '' XFSZ; prlimit --fsize=" + limit + " "};
   c.expected.replace(c.expected.find("{D}"), 3, dir_->path());
   expect_one_line_error(c);
-  EXPECT_EQ(read_checkpoint(checkpoint_path(*dir_ / "full", 2)).step, 2);
-  EXPECT_FALSE(fs::exists(checkpoint_path(*dir_ / "full", 3)));
+  EXPECT_EQ(read_checkpoint(RunDir(*dir_ / "full").checkpoint_file(2)).step, 2);
+  EXPECT_FALSE(fs::exists(RunDir(*dir_ / "full").checkpoint_file(3)));
   // With room again the run finishes from that checkpoint.
   std::string out;
   EXPECT_EQ(testing::run_command(cli() + " train --quiet --resume " + (*dir_ / "full"), &out), 0)

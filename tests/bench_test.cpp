@@ -109,14 +109,12 @@ TEST(Bench, ResNet18MacsMatchHandCount) {
 }
 
 TEST(Runtime, MixedPrecisionOnTheCpuIsBf16Only) {
+  EXPECT_EQ(autocast_dtype(Precision::kNone, torch::kCPU), torch::kFloat);
+  EXPECT_EQ(autocast_dtype(Precision::kBf16, torch::kCPU), torch::kBFloat16);
+  EXPECT_THROW(autocast_dtype(Precision::kFp16, torch::kCPU), UserError);
+  // An unknown precision cannot reach the runtime: the config refuses it.
   Config c;
-  EXPECT_EQ(autocast_dtype(c, torch::kCPU), torch::kFloat);
-  c.impl.mixed_precision = "bf16";
-  EXPECT_EQ(autocast_dtype(c, torch::kCPU), torch::kBFloat16);
-  c.impl.mixed_precision = "fp16";
-  EXPECT_THROW(autocast_dtype(c, torch::kCPU), UserError);
-  c.impl.mixed_precision = "fp8";
-  EXPECT_THROW(autocast_dtype(c, torch::kCPU), UserError);
+  EXPECT_THROW(apply_override(c, "impl.mixed_precision=fp8"), UserError);
   const auto a = torch::ones({2, 2});
   {
     AutocastScope fp32(torch::kCPU, torch::kFloat);  // inactive: changes nothing
@@ -132,21 +130,24 @@ TEST(Runtime, MixedPrecisionOnTheCpuIsBf16Only) {
 TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {
   const torch::Device cuda(torch::kCUDA, 0);
   Config c;
-  EXPECT_EQ(c.impl.channels_last, "auto");
+  EXPECT_EQ(c.impl.channels_last, ChannelsLast::kAuto);
+  auto use = [&](const torch::Device& device) {
+    return use_channels_last(c.impl.channels_last, c.impl.mixed_precision, device);
+  };
   c.model.width = 16;
-  EXPECT_FALSE(use_channels_last(c, torch::kCPU)) << "fp32 on the CPU stays NCHW (accuracy)";
-  EXPECT_TRUE(use_channels_last(c, cuda));
-  c.impl.mixed_precision = "bf16";
-  EXPECT_TRUE(use_channels_last(c, torch::kCPU));
+  EXPECT_FALSE(use(torch::kCPU)) << "fp32 on the CPU stays NCHW (accuracy)";
+  EXPECT_TRUE(use(cuda));
+  c.impl.mixed_precision = Precision::kBf16;
+  EXPECT_TRUE(use(torch::kCPU));
   c.model.width = 4;
-  EXPECT_TRUE(use_channels_last(c, torch::kCPU));
-  c.impl.mixed_precision = "none";
-  EXPECT_FALSE(use_channels_last(c, torch::kCPU)) << "fp32 width 4 is 2x slower channels-last";
-  EXPECT_TRUE(use_channels_last(c, cuda));
-  c.impl.channels_last = "false";
-  EXPECT_FALSE(use_channels_last(c, cuda));
-  c.impl.channels_last = "true";
-  EXPECT_TRUE(use_channels_last(c, torch::kCPU));
+  EXPECT_TRUE(use(torch::kCPU));
+  c.impl.mixed_precision = Precision::kNone;
+  EXPECT_FALSE(use(torch::kCPU)) << "fp32 width 4 is 2x slower channels-last";
+  EXPECT_TRUE(use(cuda));
+  c.impl.channels_last = ChannelsLast::kOff;
+  EXPECT_FALSE(use(cuda));
+  c.impl.channels_last = ChannelsLast::kOn;
+  EXPECT_TRUE(use(torch::kCPU));
 }
 
 TEST(Runtime, NativeBf16IsReadFromTheCpuFlags) {
@@ -183,7 +184,7 @@ TEST(Runtime, DeterministicCpuRunsRepeatBitForBit) {
                                 "model.name=resnet18", "model.width=4", "impl.threads=2",
                                 "impl.device=cpu", "impl.deterministic=true", "hyp.steps=2"});
   auto weights_after_two_steps = [&] {
-    Trainer t(config, std::make_shared<LocalCommunicator>());
+    Trainer t(testing::prepared(config), std::make_shared<LocalCommunicator>());
     t.set_validation(false);
     t.train_step();
     t.train_step();

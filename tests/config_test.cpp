@@ -27,7 +27,9 @@ TEST(Config, OverridesSetTypedValues) {
   EXPECT_EQ(c.hyp.steps, 3000);
   EXPECT_DOUBLE_EQ(c.hyp.optim.lr, 0.4);
   EXPECT_FALSE(c.hyp.optim.nesterov);
-  EXPECT_EQ(c.hyp.scheduler, "cosine-4000");
+  EXPECT_EQ(c.hyp.scheduler.kind, ScheduleKind::kCosinePeriod);
+  EXPECT_EQ(c.hyp.scheduler.period, 4000);
+  EXPECT_EQ(get_key(c, "hyp.scheduler"), "cosine-4000");
 }
 
 TEST(Config, UnknownKeySuggestsClosest) {
@@ -84,7 +86,7 @@ TEST(Config, PresetsFollowThePaperLadder) {
   EXPECT_EQ(fb2.hyp.steps, 3000);
   EXPECT_EQ(fb2.hyp.warmup, 400);
   EXPECT_DOUBLE_EQ(fb2.hyp.optim.lr, 0.4);
-  EXPECT_EQ(fb2.hyp.scheduler, "cosine-4000");
+  EXPECT_EQ(get_key(fb2, "hyp.scheduler"), "cosine-4000");
   Config clip = resolve_config("fbclip", {}, {});
   EXPECT_DOUBLE_EQ(clip.hyp.grad_clip, 0.25);
   Config reg = resolve_config("gradreg", {}, {});

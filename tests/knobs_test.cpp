@@ -27,7 +27,7 @@ Config config_with(std::vector<std::string> extra) {
 }
 
 std::unique_ptr<Trainer> make_trainer(std::vector<std::string> extra) {
-  return std::make_unique<Trainer>(config_with(extra), std::make_shared<LocalCommunicator>());
+  return std::make_unique<Trainer>(testing::prepared(config_with(extra)), std::make_shared<LocalCommunicator>());
 }
 
 std::vector<torch::Tensor> snapshot(Trainer& t) {
@@ -171,9 +171,9 @@ TEST(Knobs, SwitchToStochasticAfterAStep) {
 TEST(Knobs, StopsAfterKStepsAtFullTrainingAccuracy) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto t = std::make_unique<Trainer>(
-      config_with({"data.size=64", "hyp.steps=400", "hyp.optim.lr=0.05", "hyp.optim.momentum=0.9",
+      testing::prepared(config_with({"data.size=64", "hyp.steps=400", "hyp.optim.lr=0.05", "hyp.optim.momentum=0.9",
                    "model.name=simplecnn", "model.width=16", "hyp.stop_at_full_training_accuracy=2",
-                   "impl.validate_every_nth_step=100000"}),
+                   "impl.validate_every_nth_step=100000"})),
       std::make_shared<LocalCommunicator>());
   std::vector<StepRecord> records;
   t->train([&](const StepRecord& r) { records.push_back(r); });

@@ -12,8 +12,14 @@
 namespace fullbatch {
 namespace {
 
+ScheduleSpec schedule(const std::string& text) {
+  ScheduleSpec s;
+  EXPECT_TRUE(parse_schedule(text, s)) << text;
+  return s;
+}
+
 TEST(Schedule, WarmupStartsAtZeroAndIsLinear) {
-  ScheduleSettings s{0.4, 400, "cosine-4000", 3000};
+  ScheduleSettings s{0.4, 400, schedule("cosine-4000"), 3000};
   EXPECT_EQ(learning_rate(s, 0), 0.0);
   EXPECT_NEAR(learning_rate(s, 100), 0.1, 1e-15);
   EXPECT_NEAR(learning_rate(s, 399), 0.4 * 399 / 400, 1e-15);
@@ -21,7 +27,7 @@ TEST(Schedule, WarmupStartsAtZeroAndIsLinear) {
 }
 
 TEST(Schedule, CosineNClockStartsAfterWarmup) {
-  ScheduleSettings s{0.4, 400, "cosine-4000", 3000};
+  ScheduleSettings s{0.4, 400, schedule("cosine-4000"), 3000};
   for (int64_t step : {400, 1000, 2000, 2999, 3000}) {
     double expected = 0.4 * 0.5 * (1 + std::cos(M_PI * (step - 400) / 4000.0));
     EXPECT_NEAR(learning_rate(s, step), expected, 1e-14) << step;
@@ -33,13 +39,13 @@ TEST(Schedule, CosineNClockStartsAfterWarmup) {
 }
 
 TEST(Schedule, CosineDecayReachesZeroAtTheEnd) {
-  ScheduleSettings s{0.1, 5, "cosine-decay", 300};
+  ScheduleSettings s{0.1, 5, schedule("cosine-decay"), 300};
   EXPECT_NEAR(learning_rate(s, 5), 0.1, 1e-15);
   EXPECT_NEAR(learning_rate(s, 300), 0.0, 1e-15);
   EXPECT_NEAR(learning_rate(s, 152), 0.1 * 0.5 * (1 + std::cos(M_PI * 147 / 295.0)), 1e-15);
-  ScheduleSettings c{0.3, 0, "constant", 10};
+  ScheduleSettings c{0.3, 0, schedule("constant"), 10};
   EXPECT_EQ(learning_rate(c, 7), 0.3);
-  ScheduleSettings l{1.0, 0, "linear-decay", 10};
+  ScheduleSettings l{1.0, 0, schedule("linear-decay"), 10};
   EXPECT_NEAR(learning_rate(l, 5), 0.5, 1e-15);
 }
 
@@ -113,16 +119,16 @@ TEST(Gradients, ClipScalesToExactNormAndKeepsDirection) {
 TEST(Gradients, NoiseHasTheRequestedScaleAndIsKeyed) {
   std::vector<torch::Tensor> g = {torch::zeros({200000})};
   auto gen = keyed_generator(1, Stream::kNoise, {7});
-  add_gradient_noise(g, 0.5, 0.0, gen);
+  add_gradient_noise(g, NoiseSettings{0.5, 0.0}, gen);
   EXPECT_NEAR(g[0].std().item<double>(), 0.5, 0.01);
   EXPECT_NEAR(g[0].mean().item<double>(), 0.0, 0.01);
   std::vector<torch::Tensor> h = {torch::zeros({200000})};
   auto same = keyed_generator(1, Stream::kNoise, {7});
-  add_gradient_noise(h, 0.5, 0.0, same);
+  add_gradient_noise(h, NoiseSettings{0.5, 0.0}, same);
   EXPECT_TRUE(torch::equal(g[0], h[0]));
   std::vector<torch::Tensor> m = {torch::full({200000}, 2.0)};
   auto gen2 = keyed_generator(1, Stream::kNoise, {8});
-  add_gradient_noise(m, 0.0, 0.1, gen2);
+  add_gradient_noise(m, NoiseSettings{0.0, 0.1}, gen2);
   EXPECT_NEAR(m[0].mean().item<double>(), 2.0, 0.01);
   EXPECT_NEAR(m[0].std().item<double>(), 0.2, 0.005);
 }

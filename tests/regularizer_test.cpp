@@ -62,7 +62,7 @@ TEST(Regularizer, FiniteDifferencesMatchExactHessianVectorProduct) {
   const double lr = 0.8, alpha = 0.5;
   BlockGradient plain = block_gradient(p.forward, p.params);
   BlockGradient exact =
-      regularized_block_gradient(p.forward, p.params, lr, {alpha, 1e-2, "double-backprop"});
+      regularized_block_gradient(p.forward, p.params, lr, {alpha, 1e-2, GradRegImpl::kDoubleBackprop});
   // Independent oracle: H (alpha g) from exact_hessian_vector_product.
   TensorList v;
   for (auto& g : plain.grads) v.push_back(alpha * g);
@@ -74,9 +74,9 @@ TEST(Regularizer, FiniteDifferencesMatchExactHessianVectorProduct) {
 
   for (double eps : {1e-1, 1e-2, 1e-3, 1e-4}) {
     BlockGradient fwd =
-        regularized_block_gradient(p.forward, p.params, lr, {alpha, eps, "forward-differences"});
+        regularized_block_gradient(p.forward, p.params, lr, {alpha, eps, GradRegImpl::kForwardDifferences});
     BlockGradient central =
-        regularized_block_gradient(p.forward, p.params, lr, {alpha, eps, "central-differences"});
+        regularized_block_gradient(p.forward, p.params, lr, {alpha, eps, GradRegImpl::kCentralDifferences});
     double e_fwd = relative_error(term(fwd, plain), expected_term);
     double e_central = relative_error(term(central, plain), expected_term);
     EXPECT_LT(e_fwd, std::max(10 * eps, 1e-6)) << "eps " << eps;
@@ -89,9 +89,9 @@ TEST(Regularizer, Float32ForwardDifferencesAreCloseAtThePaperEps) {
   Problem p = make_problem(torch::kFloat32);
   BlockGradient plain = block_gradient(p.forward, p.params);
   BlockGradient exact =
-      regularized_block_gradient(p.forward, p.params, 0.8, {0.5, 1e-2, "double-backprop"});
+      regularized_block_gradient(p.forward, p.params, 0.8, {0.5, 1e-2, GradRegImpl::kDoubleBackprop});
   BlockGradient fwd =
-      regularized_block_gradient(p.forward, p.params, 0.8, {0.5, 1e-2, "forward-differences"});
+      regularized_block_gradient(p.forward, p.params, 0.8, {0.5, 1e-2, GradRegImpl::kForwardDifferences});
   EXPECT_LT(relative_error(term(fwd, plain), term(exact, plain)), 0.05);
 }
 
@@ -99,10 +99,10 @@ TEST(Regularizer, ParametersAreRestoredBitForBit) {
   Problem p = make_problem(torch::kFloat32);
   TensorList before;
   for (auto& q : p.params) before.push_back(q.detach().clone());
-  for (const char* impl : {"forward-differences", "central-differences"}) {
+  for (GradRegImpl impl : {GradRegImpl::kForwardDifferences, GradRegImpl::kCentralDifferences}) {
     regularized_block_gradient(p.forward, p.params, 0.8, {0.5, 1e-2, impl});
     for (size_t i = 0; i < before.size(); ++i)
-      EXPECT_TRUE(torch::equal(before[i], p.params[i])) << impl << " param " << i;
+      EXPECT_TRUE(torch::equal(before[i], p.params[i])) << to_string(impl) << " param " << i;
   }
 }
 
@@ -110,7 +110,7 @@ TEST(Regularizer, ZeroStrengthOrZeroLrIsThePlainGradient) {
   Problem p = make_problem(torch::kFloat64);
   BlockGradient plain = block_gradient(p.forward, p.params);
   for (auto [lr, alpha] : {std::pair{0.8, 0.0}, std::pair{0.0, 0.5}}) {
-    BlockGradient g = regularized_block_gradient(p.forward, p.params, lr, {alpha, 1e-2, "forward-differences"});
+    BlockGradient g = regularized_block_gradient(p.forward, p.params, lr, {alpha, 1e-2, GradRegImpl::kForwardDifferences});
     for (size_t i = 0; i < g.grads.size(); ++i) EXPECT_TRUE(torch::equal(g.grads[i], plain.grads[i]));
   }
 }

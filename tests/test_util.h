@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <string>
 
+#include "fullbatch/config/config.h"
 #include "fullbatch/models/model.h"
+#include "fullbatch/training/options.h"
+#include "fullbatch/training/runtime.h"
 
 namespace fullbatch::testing {
 
@@ -27,6 +30,14 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A trainer's options from a config, with the process set up as a run sets it up (threads,
+// determinism): what run_training does before it builds its Trainer.
+inline TrainerOptions prepared(const Config& config) {
+  TrainerOptions options = trainer_options(config);
+  apply_process_settings(options.execution, resolve_execution(options.execution));
+  return options;
+}
 
 inline std::string fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
 inline bool have_fashion_mnist() {

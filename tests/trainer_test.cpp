@@ -35,7 +35,7 @@ void expect_step_is_big_batch_gradient(const std::vector<std::string>& extra) {
                                 "hyp.optim.lr=1",       "hyp.optim.momentum=0",
                                 "hyp.optim.weight_decay=0"};
   o.insert(o.end(), extra.begin(), extra.end());
-  Trainer trainer(tiny_config(o), std::make_shared<LocalCommunicator>());
+  Trainer trainer(testing::prepared(tiny_config(o)), std::make_shared<LocalCommunicator>());
   auto params = trainer.model().parameters();
   std::vector<torch::Tensor> before;
   for (auto& p : params) before.push_back(p.detach().clone());
@@ -69,9 +69,9 @@ TEST(Trainer, PerBlockPathAndSubBlocksEqualOneBigBatch) {
 TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto moved_by_step = [](const std::string& precision) {
-    Trainer trainer(tiny_config({"model.name=simplecnn", "data.augmentations=none", "hyp.warmup=0",
+    Trainer trainer(testing::prepared(tiny_config({"model.name=simplecnn", "data.augmentations=none", "hyp.warmup=0",
                                  "hyp.scheduler=constant", "hyp.optim.lr=1", "hyp.optim.momentum=0",
-                                 "hyp.optim.weight_decay=0", "impl.mixed_precision=" + precision}),
+                                 "hyp.optim.weight_decay=0", "impl.mixed_precision=" + precision})),
                     std::make_shared<LocalCommunicator>());
     auto params = trainer.model().parameters();
     std::vector<torch::Tensor> before;
@@ -99,8 +99,8 @@ TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
 TEST(Trainer, ChannelsLastGivesTheSameStep) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto step_taken = [](const std::string& channels_last, bool expect_on) {
-    Trainer t(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5",
-                           "data.augmentations=none", "impl.channels_last=" + channels_last}),
+    Trainer t(testing::prepared(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5",
+                           "data.augmentations=none", "impl.channels_last=" + channels_last})),
               std::make_shared<LocalCommunicator>());
     EXPECT_EQ(t.channels_last(), expect_on) << channels_last;
     std::vector<torch::Tensor> before;
@@ -127,7 +127,7 @@ TEST(Trainer, ChannelsLastGivesTheSameStep) {
 TEST(Trainer, SameSeedGivesBitIdenticalRuns) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto run = [](const std::vector<std::string>& extra) {
-    Trainer t(tiny_config(extra), std::make_shared<LocalCommunicator>());
+    Trainer t(testing::prepared(tiny_config(extra)), std::make_shared<LocalCommunicator>());
     std::vector<std::string> lines;
     t.train([&](const StepRecord& r) {
       nlohmann::json j = r.to_json();
@@ -152,7 +152,7 @@ TEST(Trainer, SameSeedGivesBitIdenticalRuns) {
 
 TEST(Trainer, FirstStepHasLrZeroAndChangesNoWeights) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
-  Trainer t(tiny_config({"hyp.warmup=2", "hyp.optim.weight_decay=0"}),
+  Trainer t(testing::prepared(tiny_config({"hyp.warmup=2", "hyp.optim.weight_decay=0"})),
             std::make_shared<LocalCommunicator>());
   auto params = t.model().parameters();
   std::vector<torch::Tensor> before;
@@ -165,8 +165,8 @@ TEST(Trainer, FirstStepHasLrZeroAndChangesNoWeights) {
 
 TEST(Trainer, SgdTakesOneStepPerBlockAndValidatesOnSchedule) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
-  Trainer t(tiny_config({"hyp.train_stochastic=true", "hyp.shuffle=true", "hyp.steps=4",
-                         "impl.validate_every_nth_step=2"}),
+  Trainer t(testing::prepared(tiny_config({"hyp.train_stochastic=true", "hyp.shuffle=true", "hyp.steps=4",
+                         "impl.validate_every_nth_step=2"})),
             std::make_shared<LocalCommunicator>());
   std::vector<StepRecord> records;
   t.train([&](const StepRecord& r) { records.push_back(r); });
@@ -211,7 +211,7 @@ TEST(Trainer, RunDirectoryHoldsEverythingAndRefusesToOverwrite) {
   }
   EXPECT_EQ(lines, 2);
   // model.pt loads back into the same architecture.
-  Trainer t(c, std::make_shared<LocalCommunicator>());
+  Trainer t(testing::prepared(c), std::make_shared<LocalCommunicator>());
   load_weights(t.model(), dir / "run/model.pt");
   EXPECT_NEAR(t.evaluate().accuracy, summary["final_val_accuracy"].get<double>(), 1e-9);
   EXPECT_THROW(run_training(c, {dir / "run", false, false}), UserError);

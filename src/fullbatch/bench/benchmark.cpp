@@ -8,7 +8,9 @@
 #include <ctime>
 #include <sstream>
 
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/parse.h"
 #include "fullbatch/data/block_source.h"
 #include "fullbatch/data/data_order.h"
 #include "fullbatch/training/runtime.h"
@@ -20,12 +22,6 @@
 
 namespace fullbatch {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 
 double median(std::vector<double> v) {
@@ -51,13 +47,14 @@ double peak_tflops_16bit(const std::string& name) {
   return 0.0;
 }
 
-// A config that only trains: no evaluation inside the timed steps, a schedule long enough that
+// Options that only train: no evaluation inside the timed steps, a schedule long enough that
 // the learning rate never reaches zero.
-Config timing_config(Config c) {
+TrainerOptions timing_options(const Config& config) {
+  Config c = config;
   c.hyp.steps = 1000000;
   c.impl.validate_every_nth_step = 1000000;
   c.hyp.stop_at_full_training_accuracy = 0;
-  return c;
+  return trainer_options(c);
 }
 
 // Process CPU time (all threads): on a shared, oversubscribed machine it varies less than wall
@@ -103,13 +100,15 @@ nlohmann::json summarize(const StepTimes& t, double flops_per_image) {
 
 // The data pipeline of one full-batch step alone: index_select of the uint8 images, crop-flip,
 // normalize (and channels-last), for every block. Same options as the trainer's BlockSource.
-double time_data_pipeline(const Trainer& trainer, const Config& c, int64_t repeats) {
-  BlockSource source(trainer.data(), {c.data.augmentations == "crop-flip", c.data.crop_padding,
-                                      c.data.fixed_augmentations, c.seed, trainer.channels_last()});
+double time_data_pipeline(const Trainer& trainer, int64_t repeats) {
+  const TrainerOptions& o = trainer.options();
+  BlockSourceOptions blocks = o.blocks;
+  blocks.channels_last = trainer.channels_last();
+  BlockSource source(trainer.data(), blocks);
   OrderSettings order;
   order.num_samples = source.num_samples();
-  order.batch_size = c.data.batch_size;
-  order.seed = c.seed;
+  order.batch_size = o.order.batch_size;
+  order.seed = o.seed;
   std::vector<double> times;
   for (int64_t r = 0; r < repeats; ++r) {
     const auto blocks = block_order(order, r);
@@ -156,20 +155,23 @@ BenchOptions take_bench_options(std::vector<std::string>& overrides) {
     const std::string key = kv.substr(0, eq),
                       value = eq == std::string::npos ? "" : kv.substr(eq + 1);
     auto to_int = [&](int64_t lo) {
-      try {
-        const int64_t v = std::stoll(value);
-        if (v >= lo) return v;
-      } catch (const std::exception&) {
-      }
-      throw UserError("bench argument '" + key + "': '" + value +
-                      "' is not an integer >= " + std::to_string(lo));
+      int64_t v = 0;
+      if (parse_int(value, v) && v >= lo) return v;
+      throw UserError("bench argument '" + key + "': '" + value + "' is not an integer >= " +
+                      std::to_string(lo));
+    };
+    auto to_float = [&](double lo) {
+      double v = 0;
+      if (parse_float(value, v) && v >= lo) return v;
+      throw UserError("bench argument '" + key + "': '" + value + "' is not a number >= " +
+                      format_double(lo));
     };
     if (key == "steps") {
       o.steps = to_int(1);
     } else if (key == "warmup") {
       o.warmup = to_int(0);
     } else if (key == "reg_strength") {
-      o.reg_strength = std::stod(value);
+      o.reg_strength = to_float(0.0);
     } else if (key == "parts") {
       auto has = [&](const std::string& p) {
         return ("," + value + ",").find("," + p + ",") != std::string::npos;
@@ -188,7 +190,10 @@ BenchOptions take_bench_options(std::vector<std::string>& overrides) {
 
 nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
                              const std::function<void(const std::string&)>& log) {
-  const Config base = timing_config(config);
+  const TrainerOptions base = timing_options(config);
+  const Execution execution = resolve_execution(base.execution);
+  for (const auto& warning : apply_process_settings(base.execution, execution))
+    log("warning: " + warning);
   auto comm = std::make_shared<LocalCommunicator>();
   Trainer trainer(base, comm);
   trainer.set_validation(false);
@@ -210,8 +215,8 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
                         {"data.batch_size", config.data.batch_size},
                         {"model.name", config.model.name},
                         {"model.width", config.model.width},
-                        {"impl.mixed_precision", config.impl.mixed_precision},
-                        {"impl.accumulation_dtype", config.impl.accumulation_dtype},
+                        {"impl.mixed_precision", to_string(config.impl.mixed_precision)},
+                        {"impl.accumulation_dtype", to_string(config.impl.accumulation_dtype)},
                         {"impl.channels_last", trainer.channels_last()},
                         {"impl.deterministic", config.impl.deterministic}};
   if (macs > 0) out["model_gflops_per_image"] = flops_per_image / 1e9;
@@ -222,7 +227,7 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
       summarize(time_steps(trainer, options.warmup, options.steps), flops_per_image);
   const double full_s = out["full_batch"]["step_s_median"].get<double>();
   out["images_per_s"] = out["full_batch"]["images_per_s"];
-  if (macs > 0 && (config.impl.mixed_precision != "none")) {
+  if (macs > 0 && config.impl.mixed_precision != Precision::kNone) {
     const double peak = peak_tflops_16bit(name);
     if (peak > 0) {
       out["peak_tflops"] = peak;
@@ -232,7 +237,7 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
 
   if (options.profile) {
     log("profile: data pipeline of one step alone");
-    const double data_s = time_data_pipeline(trainer, base, options.steps);
+    const double data_s = time_data_pipeline(trainer, options.steps);
     out["profile"] = {
         {"data_s", data_s}, {"rest_s", full_s - data_s}, {"data_fraction", data_s / full_s}};
   }
@@ -250,9 +255,9 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
   if (options.regularized) {
     log("regularized step (hyp.grad_reg.block_strength=" + std::to_string(options.reg_strength) +
         ")");
-    Config c = base;
-    c.hyp.grad_reg.block_strength = options.reg_strength;
-    Trainer reg(c, comm);
+    TrainerOptions o = base;
+    o.gradient.block_reg.strength = options.reg_strength;
+    Trainer reg(o, comm);
     reg.set_validation(false);
     nlohmann::json r = summarize(time_steps(reg, options.warmup, options.steps), flops_per_image);
     r["ratio_to_full_batch"] = r["step_s_median"].get<double>() / full_s;
@@ -260,9 +265,9 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
   }
   if (options.sgd) {
     log("SGD epoch (batch size " + std::to_string(config.data.batch_size) + ")");
-    Config c = base;
-    c.hyp.train_stochastic = true;
-    Trainer sgd(c, comm);
+    TrainerOptions o = base;
+    o.order.stochastic = true;
+    Trainer sgd(o, comm);
     sgd.set_validation(false);
     // The process is already warm (allocator, kernel choice): one timed epoch, no warm-up.
     out["sgd_epoch"] = summarize(time_steps(sgd, 0, 1), flops_per_image);

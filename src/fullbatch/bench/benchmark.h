@@ -1,4 +1,7 @@
 #pragma once
+// The `fullbatch bench` measurements: the median time and throughput of full-batch steps,
+// regularized steps, an SGD epoch, an evaluation pass and the data pipeline alone, for a config, so
+// that speed claims come from a command rather than from a timed test (docs/performance.md).
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,6 @@
 #pragma once
+// The two kinds of failure fullbatch tells apart: an error in the user's input (one line,
+// exit 2, nothing already written is touched) and everything else (a bug, exit 3).
 #include <stdexcept>
 #include <string>
 

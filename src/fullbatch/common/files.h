@@ -1,4 +1,6 @@
 #pragma once
+// Files that must never be half-written: results, configs and checkpoints are written to a
+// temporary file, synced and renamed, so a crash or a full disk leaves the previous version.
 #include <string>
 
 namespace fullbatch {

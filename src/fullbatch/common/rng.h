@@ -1,4 +1,7 @@
 #pragma once
+// Keyed random numbers: every draw in fullbatch (initialization, augmentation, data order,
+// gradient noise) comes from a generator derived from (seed, stream, keys), so a run does not
+// depend on how blocks are dealt to processes and resumes without any generator state.
 #include <ATen/core/Generator.h>
 
 #include <cstdint>

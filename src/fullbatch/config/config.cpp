@@ -11,10 +11,11 @@
 #include <functional>
 #include <limits>
 #include <regex>
+#include <type_traits>
 #include <sstream>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/models/names.h"
+#include "fullbatch/common/parse.h"
 
 namespace fullbatch {
 namespace {
@@ -22,51 +23,15 @@ namespace {
 // A value is checked when it is set, so an error always names the key that carries it.
 using Check = std::function<std::string(double)>;  // "" = fine, else what is wrong
 
-std::string format_double(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
-
-bool parse_int(const std::string& text, int64_t& out) {
-  if (text.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0') return false;
-  out = v;
-  return true;
-}
-
-bool parse_float(const std::string& text, double& out) {
-  if (text.empty()) return false;
-  if (text == "inf" || text == ".inf" || text == "Infinity") {
-    out = std::numeric_limits<double>::infinity();
-    return true;
-  }
-  errno = 0;
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (errno != 0 || *end != '\0' || std::isnan(v)) return false;
-  out = v;
-  return true;
-}
-
-bool parse_bool(const std::string& text, bool& out) {
-  std::string t = text;
-  std::transform(t.begin(), t.end(), t.begin(), ::tolower);
-  if (t == "true" || t == "1" || t == "yes" || t == "on") return out = true, true;
-  if (t == "false" || t == "0" || t == "no" || t == "off") return out = false, true;
-  return false;
-}
+// Thrown by a key's setter with what is wrong with the value; set_key turns it into a UserError
+// that names the key, the value and where it came from.
+struct BadValue {
+  std::string why;
+};
 
 struct KeyDef {
   KeyInfo info;
-  std::function<void(Config&, const std::string&)> set;  // throws std::string on a bad value
+  std::function<void(Config&, const std::string&)> set;  // throws BadValue
   std::function<std::string(const Config&)> get;
 };
 
@@ -82,19 +47,40 @@ Check in_range(double lo, double hi) {
   };
 }
 
-template <class Ref>
-KeyDef int_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
-  return {{key, "int", help, affects},
+// Throws BadValue with what `check` says is wrong with `v`, if anything.
+void require(const Check& check, double v) {
+  if (!check) return;
+  const std::string why = check(v);
+  if (!why.empty()) throw BadValue{why};
+}
+
+bool parse_number(const std::string& text, int64_t& out) { return parse_int(text, out); }
+bool parse_number(const std::string& text, double& out) { return parse_float(text, out); }
+std::string format_number(int64_t v) { return std::to_string(v); }
+std::string format_number(double v) { return format_double(v); }
+
+// A numeric key: parsed strictly, checked, and formatted so that it parses back exactly.
+template <class T, class Ref>
+KeyDef number_key(std::string key, std::string help, bool affects, Ref ref, Check check) {
+  constexpr bool kInt = std::is_integral_v<T>;
+  return {{key, kInt ? "int" : "float", help, affects},
           [ref, check](Config& c, const std::string& text) {
-            int64_t v;
-            if (!parse_int(text, v)) throw std::string("expected an integer");
-            if (check) {
-              std::string why = check(static_cast<double>(v));
-              if (!why.empty()) throw why;
-            }
+            T v{};
+            if (!parse_number(text, v)) throw BadValue{kInt ? "expected an integer" : "expected a number"};
+            require(check, static_cast<double>(v));
             ref(c) = v;
           },
-          [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); }};
+          [ref](const Config& c) { return format_number(ref(const_cast<Config&>(c))); }};
+}
+
+template <class Ref>
+KeyDef int_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
+  return number_key<int64_t>(std::move(key), std::move(help), affects, ref, std::move(check));
+}
+
+template <class Ref>
+KeyDef float_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
+  return number_key<double>(std::move(key), std::move(help), affects, ref, std::move(check));
 }
 
 template <class Ref>
@@ -102,33 +88,19 @@ KeyDef uint_key(std::string key, std::string help, bool affects, Ref ref) {
   return {{key, "int", help, affects},
           [ref](Config& c, const std::string& text) {
             int64_t v;
-            if (!parse_int(text, v) || v < 0) throw std::string("expected a non-negative integer");
+            if (!parse_int(text, v) || v < 0) throw BadValue{"expected a non-negative integer"};
             ref(c) = static_cast<uint64_t>(v);
           },
           [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); }};
 }
 
-template <class Ref>
-KeyDef float_key(std::string key, std::string help, bool affects, Ref ref, Check check = {}) {
-  return {{key, "float", help, affects},
-          [ref, check](Config& c, const std::string& text) {
-            double v;
-            if (!parse_float(text, v)) throw std::string("expected a number");
-            if (check) {
-              std::string why = check(v);
-              if (!why.empty()) throw why;
-            }
-            ref(c) = v;
-          },
-          [ref](const Config& c) { return format_double(ref(const_cast<Config&>(c))); }};
-}
 
 template <class Ref>
 KeyDef bool_key(std::string key, std::string help, bool affects, Ref ref) {
   return {{key, "bool", help, affects},
           [ref](Config& c, const std::string& text) {
             bool v;
-            if (!parse_bool(text, v)) throw std::string("expected true or false");
+            if (!parse_bool(text, v)) throw BadValue{"expected true or false"};
             ref(c) = v;
           },
           [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; }};
@@ -175,10 +147,10 @@ KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
   return {{key, "string", help, affects},
           [ref, check](Config& c, const std::string& text) {
             if (!is_printable_utf8(text))
-              throw std::string("must be printable UTF-8 text (no control characters)");
+              throw BadValue{"must be printable UTF-8 text (no control characters)"};
             if (check) {
               std::string why = check(text);
-              if (!why.empty()) throw why;
+              if (!why.empty()) throw BadValue{why};
             }
             ref(c) = text;
           },
@@ -194,10 +166,32 @@ std::function<std::string(const std::string&)> one_of(std::vector<std::string> o
   };
 }
 
-std::string check_scheduler(const std::string& v) {
-  static const std::regex pattern("constant|cosine-decay|linear-decay|cosine-[0-9]+");
-  if (std::regex_match(v, pattern) && v != "cosine-0") return "";
-  return "must be constant, cosine-decay, linear-decay or cosine-N with N > 0 (e.g. cosine-4000)";
+// A key whose value is one of an enum's spellings (config/enums.h).
+template <class Ref>
+KeyDef enum_key(std::string key, std::string help, bool affects, Ref ref) {
+  using E = std::decay_t<decltype(ref(std::declval<Config&>()))>;
+  return {{key, "string", help, affects},
+          [ref](Config& c, const std::string& text) {
+            E value;
+            if (!parse_enum(text, value)) {
+              std::string list;
+              for (const auto& entry : enum_names(E{})) list += (list.empty() ? "" : ", ") + entry.second;
+              throw BadValue{"must be one of: " + list};
+            }
+            ref(c) = value;
+          },
+          [ref](const Config& c) { return to_string(ref(const_cast<Config&>(c))); }};
+}
+
+KeyDef schedule_key(std::string key, std::string help) {
+  return {{key, "string", help, true},
+          [](Config& c, const std::string& text) {
+            if (!parse_schedule(text, c.hyp.scheduler))
+              throw BadValue{
+                  "must be constant, cosine-decay, linear-decay or cosine-N with N > 0 (e.g. "
+                  "cosine-4000)"};
+          },
+          [](const Config& c) { return to_string(c.hyp.scheduler); }};
 }
 
 std::string check_device(const std::string& v) {
@@ -224,15 +218,15 @@ const std::vector<KeyDef>& key_table() {
               [](C& c) -> auto& { return c.data.test_size; }, at_least(0)),
       int_key("data.batch_size", "images per block (and per SGD step)", true,
               [](C& c) -> auto& { return c.data.batch_size; }, at_least(1)),
-      string_key("data.augmentations", "training augmentation: crop-flip or none", true,
-                 [](C& c) -> auto& { return c.data.augmentations; }, one_of({"crop-flip", "none"})),
+      enum_key("data.augmentations", "training augmentation: crop-flip or none", true,
+               [](C& c) -> auto& { return c.data.augmentations; }),
       int_key("data.crop_padding", "zero padding of the random crop", true,
               [](C& c) -> auto& { return c.data.crop_padding; }, in_range(0, 64)),
       int_key("data.fixed_augmentations", "N fixed augmented copies of the training set (0 = off)",
               true, [](C& c) -> auto& { return c.data.fixed_augmentations; }, in_range(0, 1000)),
 
-      string_key("model.name", "architecture (`fullbatch keys` shows the default)", true,
-                 [](C& c) -> auto& { return c.model.name; }, one_of(model_names())),
+      string_key("model.name", "architecture (checked against the model zoo before a run starts)",
+                 true, [](C& c) -> auto& { return c.model.name; }),
       int_key("model.width", "channels of the first stage (64 = paper)", true,
               [](C& c) -> auto& { return c.model.width; }, in_range(1, 4096)),
       bool_key("model.zero_init_residual", "zero the last BN of each residual branch", true,
@@ -260,8 +254,7 @@ const std::vector<KeyDef>& key_table() {
                [](C& c) -> auto& { return c.hyp.optim.nesterov; }),
       int_key("hyp.warmup", "linear warm-up steps from lr 0", true,
               [](C& c) -> auto& { return c.hyp.warmup; }, at_least(0)),
-      string_key("hyp.scheduler", "constant, cosine-decay, linear-decay or cosine-N", true,
-                 [](C& c) -> auto& { return c.hyp.scheduler; }, check_scheduler),
+      schedule_key("hyp.scheduler", "constant, cosine-decay, linear-decay or cosine-N"),
       float_key("hyp.grad_clip", "clip the full gradient to this norm (0 = off)", true,
                 [](C& c) -> auto& { return c.hyp.grad_clip; }, at_least(0)),
       float_key("hyp.grad_clip_norm", "norm used for clipping: 2 or inf", true,
@@ -278,10 +271,9 @@ const std::vector<KeyDef>& key_table() {
       float_key("hyp.grad_reg.eps", "finite-difference step", true,
                 [](C& c) -> auto& { return c.hyp.grad_reg.eps; },
                 [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
-      string_key("hyp.grad_reg.implementation",
-                 "forward-differences, central-differences or double-backprop", true,
-                 [](C& c) -> auto& { return c.hyp.grad_reg.implementation; },
-                 one_of({"forward-differences", "central-differences", "double-backprop"})),
+      enum_key("hyp.grad_reg.implementation",
+               "forward-differences, central-differences or double-backprop", true,
+               [](C& c) -> auto& { return c.hyp.grad_reg.implementation; }),
       int_key("hyp.sub_batch", "regularizer sub-block size (0 = whole block)", true,
               [](C& c) -> auto& { return c.hyp.sub_batch; }, at_least(0)),
       float_key("hyp.grad_noise.additive", "additive Gaussian gradient noise scale", true,
@@ -308,16 +300,13 @@ const std::vector<KeyDef>& key_table() {
               [](C& c) -> auto& { return c.impl.eval_batch_size; }, at_least(1)),
       bool_key("impl.test_time_flips", "average logits over horizontal flips at evaluation", true,
                [](C& c) -> auto& { return c.impl.test_time_flips; }),
-      string_key("impl.mixed_precision", "none, bf16 (CUDA or CPU) or fp16 (CUDA) autocast", true,
-                 [](C& c) -> auto& { return c.impl.mixed_precision; },
-                 one_of({"none", "bf16", "fp16"})),
-      string_key("impl.accumulation_dtype", "dtype of the full-gradient accumulator", true,
-                 [](C& c) -> auto& { return c.impl.accumulation_dtype; },
-                 one_of({"float32", "float64"})),
-      string_key("impl.channels_last",
-                 "channels-last memory format: auto (on for CUDA, and for bf16 on the CPU), true, false",
-                 false, [](C& c) -> auto& { return c.impl.channels_last; },
-                 one_of({"auto", "true", "false"})),
+      enum_key("impl.mixed_precision", "none, bf16 (CUDA or CPU) or fp16 (CUDA) autocast", true,
+               [](C& c) -> auto& { return c.impl.mixed_precision; }),
+      enum_key("impl.accumulation_dtype", "dtype of the full-gradient accumulator", true,
+               [](C& c) -> auto& { return c.impl.accumulation_dtype; }),
+      enum_key("impl.channels_last",
+               "channels-last memory format: auto (on for CUDA, and for bf16 on the CPU), true, false",
+               false, [](C& c) -> auto& { return c.impl.channels_last; }),
       bool_key("impl.deterministic", "deterministic kernels (bit-reproducible on GPU)", false,
                [](C& c) -> auto& { return c.impl.deterministic; }),
       bool_key("impl.progress", "one-line console progress display", false,
@@ -411,9 +400,9 @@ void set_key(Config& config, const std::string& key, const std::string& value,
   }
   try {
     def->set(config, value);
-  } catch (const std::string& why) {
+  } catch (const BadValue& bad) {
     throw UserError("config key '" + key + "'" + where + ": bad value '" + one_line(value) +
-                    "': " + why);
+                    "': " + bad.why);
   }
 }
 
@@ -514,7 +503,7 @@ void validate(const Config& c) {
     fail("hyp.train_switch_stochastic", "needs hyp.train_stochastic=false (it switches to SGD)");
   if (c.hyp.train_semi_stochastic && c.data.fixed_augmentations == 0)
     fail("hyp.train_semi_stochastic", "needs data.fixed_augmentations > 0");
-  if (c.data.fixed_augmentations > 0 && c.data.augmentations != "crop-flip")
+  if (c.data.fixed_augmentations > 0 && c.data.augmentations != Augmentation::kCropFlip)
     fail("data.fixed_augmentations", "needs data.augmentations=crop-flip");
   if (c.hyp.sample_with_replacement && !c.hyp.train_stochastic)
     fail("hyp.sample_with_replacement", "only applies to SGD (hyp.train_stochastic=true)");

@@ -1,15 +1,20 @@
 #pragma once
+// Every setting of a run, typed: each key's text is parsed and checked once, when it is set.
+// Key names and meanings follow the reference implementation's Hydra config (data.*, model.*,
+// hyp.*, impl.*), so its configs translate one to one. The table in config.cpp is the single
+// list of keys: parsing, validation, help and config.yaml come from it. The config knows
+// nothing of the models, data or training that read it; model.name is checked against the
+// model zoo where the zoo is known (training/options.h).
 #include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "fullbatch/config/enums.h"
+
 namespace fullbatch {
 
-// Every setting of a run. Key names and meanings follow the reference implementation's Hydra
-// config (data.*, model.*, hyp.*, impl.*), so its configs translate one to one. The table in
-// config.cpp is the single list of keys: parsing, validation, help and config.yaml come from it.
 struct Config {
   std::string name = "run";
   std::string preset;  // informational: the preset the run started from
@@ -21,7 +26,7 @@ struct Config {
     int64_t size = 0;  // first N training images; 0 = all
     int64_t test_size = 0;  // first N test images; 0 = all
     int64_t batch_size = 128;
-    std::string augmentations = "crop-flip";  // crop-flip | none
+    Augmentation augmentations = Augmentation::kCropFlip;
     int64_t crop_padding = 4;
     int64_t fixed_augmentations = 0;  // N x fixed augmented copies; 0 = live augmentation
   } data;
@@ -46,7 +51,7 @@ struct Config {
       bool nesterov = true;
     } optim;
     int64_t warmup = 5;
-    std::string scheduler = "cosine-decay";  // constant | cosine-decay | cosine-N
+    ScheduleSpec scheduler;                  // cosine-decay
     double grad_clip = 0.0;                  // l2 (or inf) norm of the full gradient; 0 = off
     double grad_clip_norm = 2.0;             // 2 or inf
     double batch_clip = 0.0;                 // per-block clipping; 0 = off
@@ -54,7 +59,7 @@ struct Config {
       double block_strength = 0.0;
       double acc_strength = 0.0;
       double eps = 1e-2;
-      std::string implementation = "forward-differences";
+      GradRegImpl implementation = GradRegImpl::kForwardDifferences;
     } grad_reg;
     int64_t sub_batch = 0;  // split each block for the regularizer; 0 = whole block
     struct GradNoise {
@@ -73,9 +78,9 @@ struct Config {
     std::string device = "auto";
     int64_t eval_batch_size = 1000;
     bool test_time_flips = false;
-    std::string mixed_precision = "none";       // none | bf16 | fp16
-    std::string accumulation_dtype = "float32";  // float32 | float64
-    std::string channels_last = "auto";          // auto | true | false
+    Precision mixed_precision = Precision::kNone;
+    AccumulationDtype accumulation_dtype = AccumulationDtype::kFloat32;
+    ChannelsLast channels_last = ChannelsLast::kAuto;
     bool deterministic = false;
     bool progress = true;
     int64_t checkpoint_every = 0;  // impl.checkpoint.save_every_nth_step

@@ -1,4 +1,6 @@
 #pragma once
+// The paper's experiments by name (`fullbatch presets`): each preset is a list of key
+// overrides on top of the defaults, with the table and the accuracy the paper reports for it.
 #include <string>
 #include <utility>
 #include <vector>

@@ -14,8 +14,4 @@ Config resolve_config(const std::string& preset, const std::vector<std::string>&
   return config;
 }
 
-std::string default_run_dir(const Config& config) {
-  return "runs/" + config.name + "_s" + std::to_string(config.seed);
-}
-
 }  // namespace fullbatch

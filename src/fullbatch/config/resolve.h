@@ -1,4 +1,5 @@
 #pragma once
+// How a run's config is assembled from its sources, in a fixed order of precedence.
 #include <string>
 #include <vector>
 
@@ -10,7 +11,5 @@ namespace fullbatch {
 Config resolve_config(const std::string& preset, const std::vector<std::string>& config_files,
                       const std::vector<std::string>& overrides);
 
-// The default run directory of a config: runs/<name>_s<seed>.
-std::string default_run_dir(const Config& config);
 
 }  // namespace fullbatch

@@ -54,7 +54,8 @@ torch::Tensor apply_crop_flip(const torch::Tensor& images, const CropFlipParams&
 
   auto padded = pad(images, padding).reshape({n, c, ph * pw});
   // gather lays its output out like the (expanded, channel-stride 0) index, i.e. channels
-  // innermost; convolutions on that layout ran 17% slower, so restore the standard layout.
+  // innermost; convolutions on that layout are slower (docs/performance.md), so restore the
+  // standard layout.
   return padded.gather(2, flat).view({n, c, h, w}).contiguous();
 }
 

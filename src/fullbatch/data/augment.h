@@ -1,4 +1,6 @@
 #pragma once
+// The training augmentation (random crop of a zero-padded image, horizontal flip), drawn as
+// small per-image parameters and applied to a whole block at once.
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 

@@ -1,4 +1,6 @@
 #pragma once
+// From sample indices to the normalized (and augmented) image tensors of a block. Images stay
+// uint8 on the device; a block is materialized only while it is being used.
 #include <torch/types.h>
 
 #include <cstdint>

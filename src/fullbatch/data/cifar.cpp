@@ -62,30 +62,30 @@ ImageSet read_cifar_file(const std::string& path, const CifarFormat& format,
   return set;
 }
 
-Dataset load_cifar10(const std::string& dir) {
+Dataset load_cifar10(const std::string& dir, bool with_train) {
   check_dir(dir, "cifar10");
   const auto fmt = cifar10_format();
   std::vector<ImageSet> train;
-  for (int b = 1; b <= 5; ++b) {
+  for (int b = 1; b <= 5 && with_train; ++b) {
     auto path = find_data_file(dir, plain_or_gz("data_batch_" + std::to_string(b) + ".bin"));
     train.push_back(read_cifar_file(path, fmt, 10000));
   }
   Dataset d;
   d.name = "cifar10";
   d.num_classes = 10;
-  d.train = concat(train);
+  if (with_train) d.train = concat(train);
   d.test = read_cifar_file(find_data_file(dir, plain_or_gz("test_batch.bin")), fmt, 10000);
   d.class_names = read_class_names(dir, "batches.meta.txt", 10);
   return d;
 }
 
-Dataset load_cifar100(const std::string& dir) {
+Dataset load_cifar100(const std::string& dir, bool with_train) {
   check_dir(dir, "cifar100");
   const auto fmt = cifar100_format();
   Dataset d;
   d.name = "cifar100";
   d.num_classes = 100;
-  d.train = read_cifar_file(find_data_file(dir, plain_or_gz("train.bin")), fmt, 50000);
+  if (with_train) d.train = read_cifar_file(find_data_file(dir, plain_or_gz("train.bin")), fmt, 50000);
   d.test = read_cifar_file(find_data_file(dir, plain_or_gz("test.bin")), fmt, 10000);
   d.class_names = read_class_names(dir, "fine_label_names.txt", 100);
   return d;

@@ -1,4 +1,5 @@
 #pragma once
+// CIFAR-10 and CIFAR-100 in the official binary layout (plain or gzip-compressed).
 #include <cstdint>
 #include <string>
 
@@ -15,7 +16,7 @@ ImageSet read_cifar_file(const std::string& path, const CifarFormat& format,
 // Loads a folder in the official layout: data_batch_1..5.bin + test_batch.bin (CIFAR-10) or
 // train.bin + test.bin (CIFAR-100), each optionally gzipped, with names from batches.meta.txt /
 // fine_label_names.txt when present.
-Dataset load_cifar10(const std::string& dir);
-Dataset load_cifar100(const std::string& dir);
+Dataset load_cifar10(const std::string& dir, bool with_train = true);
+Dataset load_cifar100(const std::string& dir, bool with_train = true);
 
 }  // namespace fullbatch

@@ -1,4 +1,5 @@
 #pragma once
+// The data order: which samples each block of a step (or batch of an SGD epoch) holds.
 #include <torch/types.h>
 
 #include <cstdint>

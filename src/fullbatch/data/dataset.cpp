@@ -71,10 +71,10 @@ Dataset load_dataset(const DataSpec& spec) {
                                                 : "train.bin[.gz] and test.bin[.gz]";
     throw UserError("data.path: required for " + name + " (a folder with " + files + ")");
   }
-  Dataset d = name == "cifar10"    ? load_cifar10(path)
-              : name == "cifar100" ? load_cifar100(path)
-                                   : load_mnist_like(name, path);
-  take_first(d.train, spec.size, "data.size", "training", name);
+  Dataset d = name == "cifar10"    ? load_cifar10(path, spec.with_train)
+              : name == "cifar100" ? load_cifar100(path, spec.with_train)
+                                   : load_mnist_like(name, path, spec.with_train);
+  if (spec.with_train) take_first(d.train, spec.size, "data.size", "training", name);
   take_first(d.test, spec.test_size, "data.test_size", "test", name);
   Stats s = stats_for(name);
   d.mean = s.mean;

@@ -1,4 +1,6 @@
 #pragma once
+// A dataset in memory (train and test splits as uint8 tensors, normalization statistics,
+// class names) and the loader that picks the reader for data.name.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -23,9 +25,11 @@ struct Dataset {
   std::vector<double> std;   // per channel, on the [0, 1] scale
   std::vector<std::string> class_names;
 
-  int64_t channels() const { return train.images.size(1); }
-  int64_t height() const { return train.images.size(2); }
-  int64_t width() const { return train.images.size(3); }
+  // Image shape, from whichever split is loaded (evaluation loads the test split alone).
+  const torch::Tensor& any_images() const { return train.images.defined() ? train.images : test.images; }
+  int64_t channels() const { return any_images().size(1); }
+  int64_t height() const { return any_images().size(2); }
+  int64_t width() const { return any_images().size(3); }
 };
 
 struct DataSpec {
@@ -33,6 +37,7 @@ struct DataSpec {
   std::string path;   // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
   int64_t size = 0;   // first N training images in file order; 0 = all
   int64_t test_size = 0;  // first N test images (quick checks); 0 = all, as the paper evaluates
+  bool with_train = true;  // false: the test split alone (evaluating saved weights)
 };
 
 // Names accepted by load_dataset.

@@ -1,4 +1,5 @@
 #pragma once
+// Reading data files whole, gzip or not, with every failure a one-line error naming the file.
 #include <cstdint>
 #include <string>
 #include <vector>

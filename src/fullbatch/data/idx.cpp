@@ -51,7 +51,7 @@ ImageSet read_idx_pair(const std::string& images_path, const std::string& labels
   return set;
 }
 
-Dataset load_mnist_like(const std::string& name, const std::string& dir) {
+Dataset load_mnist_like(const std::string& name, const std::string& dir, bool with_train) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     throw UserError("data.path: " + dir + " is not a directory (expected the " + name +
@@ -61,7 +61,8 @@ Dataset load_mnist_like(const std::string& name, const std::string& dir) {
   Dataset d;
   d.name = name;
   d.num_classes = 10;
-  d.train = read_idx_pair(find("train-images-idx3-ubyte"), find("train-labels-idx1-ubyte"));
+  if (with_train)
+    d.train = read_idx_pair(find("train-images-idx3-ubyte"), find("train-labels-idx1-ubyte"));
   d.test = read_idx_pair(find("t10k-images-idx3-ubyte"), find("t10k-labels-idx1-ubyte"));
   d.class_names = class_names_for(name);
   return d;

@@ -1,4 +1,5 @@
 #pragma once
+// MNIST and Fashion-MNIST in the IDX layout (plain or gzip-compressed).
 #include <string>
 
 #include "fullbatch/data/dataset.h"
@@ -12,6 +13,7 @@ ImageSet read_idx_pair(const std::string& images_path, const std::string& labels
                        int64_t num_classes = 10);
 
 // Loads train-/t10k- images/labels from `dir` (MNIST and Fashion-MNIST share the layout).
-Dataset load_mnist_like(const std::string& name, const std::string& dir);
+Dataset load_mnist_like(const std::string& name, const std::string& dir,
+                        bool with_train = true);
 
 }  // namespace fullbatch

@@ -1,4 +1,6 @@
 #pragma once
+// What training needs from a group of processes: sums, broadcasts and barriers over ranks,
+// behind one interface so the same step runs in one process or many.
 #include <torch/types.h>
 
 #include <memory>

@@ -18,12 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 
 namespace fullbatch {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+
 
 volatile sig_atomic_t g_interrupted = 0;
 void on_signal(int sig) {
@@ -215,7 +216,7 @@ class Job {
   // Ranks that ignore SIGTERM for kill_grace_s get SIGKILL.
   void escalate() {
     if (!stopping_ || killed_) return;
-    if (std::chrono::duration<double>(Clock::now() - stop_since_).count() < o_.kill_grace_s) return;
+    if (seconds_since(stop_since_) < o_.kill_grace_s) return;
     for (auto& c : children_)
       if (!c.status) ::kill(c.pid, SIGKILL);
     killed_ = true;

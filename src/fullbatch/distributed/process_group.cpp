@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 
 // The c10d headers only declare their backends when these are defined; CMake defines
@@ -31,7 +32,7 @@
 namespace fullbatch {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+
 #if defined(FULLBATCH_WITH_GLOO) && TORCH_VERSION_MAJOR >= 2
 // Since PyTorch 2.0 the Gloo and NCCL classes are Backends of a ProcessGroup.
 using Group = c10d::Backend;
@@ -126,7 +127,7 @@ std::vector<std::vector<size_t>> plan_buckets(const std::vector<torch::Tensor>& 
 void TimedCommunicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   const auto t0 = Clock::now();
   inner_->all_reduce_sum(tensors);
-  all_reduce_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
+  all_reduce_s_ += seconds_since(t0);
   for (const auto& t : tensors) all_reduce_bytes_ += static_cast<int64_t>(t.nbytes());
 }
 

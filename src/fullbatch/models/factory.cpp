@@ -73,6 +73,13 @@ std::vector<std::string> model_names() {
   return names;
 }
 
+void check_model_name(const std::string& name) {
+  const std::vector<std::string> names = model_names();
+  if (!contains(names, name))
+    throw UserError("config key 'model.name': bad value '" + name + "': must be one of: " +
+                    join(names));
+}
+
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   check_range("model.width", spec.width, kMaxWidth);
   check_range("model.in_channels", spec.in_channels, kMaxChannels);
@@ -87,7 +94,7 @@ ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   } else if (contains(detail::simple_names(), spec.name)) {
     model = detail::build_simple(spec);
   } else {
-    throw UserError("unknown model.name '" + spec.name + "'; valid names: " + join(model_names()));
+    check_model_name(spec.name);
   }
   detail::initialize_weights(*model, keyed_generator(init_seed, Stream::kInit, {}));
   if (spec.zero_init_residual) detail::zero_init_residual(*model);

@@ -1,4 +1,6 @@
 #pragma once
+// The model zoo's interface: every model is an ordinary torch::nn::Module classifier, built by
+// name with weights drawn from a keyed generator, so every rank and every rerun starts equal.
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
@@ -28,6 +30,8 @@ struct ModelSpec {
 };
 
 std::vector<std::string> model_names();
+// Throws UserError naming config key model.name and listing the names when `name` is unknown.
+void check_model_name(const std::string& name);
 
 // Builds the model and initializes every weight from a generator keyed by `init_seed`
 // (Kaiming-normal fan_out for convolutions, BN weight 1 bias 0, PyTorch's default for Linear).

@@ -34,7 +34,35 @@ nn::Sequential make_shortcut(int64_t in, int64_t out, int64_t stride) {
   return shortcut;
 }
 
-class BasicBlockImpl : public nn::Module, public ResidualBranch {
+// What both residual blocks share: the shortcut (identity, or projection "C" when the shape
+// changes), the sum and the final ReLU, and the branch's last BatchNorm, which
+// zero_init_residual zeroes so the block starts as its shortcut.
+class ResidualBlock : public nn::Module, public ResidualBranch {
+ public:
+  void zero_last_bn() override {
+    torch::NoGradGuard no_grad;
+    last_bn_->weight.zero_();
+  }
+
+ protected:
+  // Called at the end of a constructor, so the shortcut registers after the branch (module order
+  // fixes the initialization's draws and the state dict's order).
+  void finish_block(int64_t in, int64_t out, int64_t stride, nn::BatchNorm2d last_bn) {
+    if (stride != 1 || in != out) shortcut_ = register_module("shortcut", make_shortcut(in, out, stride));
+    last_bn_ = std::move(last_bn);
+  }
+
+  torch::Tensor join(torch::Tensor branch, const torch::Tensor& x) {
+    branch += shortcut_.is_empty() ? x : shortcut_->forward(x);
+    return branch.relu_();
+  }
+
+ private:
+  nn::Sequential shortcut_{nullptr};
+  nn::BatchNorm2d last_bn_{nullptr};
+};
+
+class BasicBlockImpl : public ResidualBlock {
  public:
   static constexpr int64_t kExpansion = 1;
 
@@ -43,33 +71,23 @@ class BasicBlockImpl : public nn::Module, public ResidualBranch {
         bn1(register_module("bn1", nn::BatchNorm2d(planes))),
         conv2(register_module("conv2", conv3x3(planes, planes, 1))),
         bn2(register_module("bn2", nn::BatchNorm2d(planes))) {
-    if (stride != 1 || in != planes) {
-      shortcut = register_module("shortcut", make_shortcut(in, planes, stride));
-    }
+    finish_block(in, planes, stride, bn2);
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = bn1(conv1(x)).relu_();
-    out = bn2(conv2(out));
-    out += shortcut.is_empty() ? x : shortcut->forward(x);
-    return out.relu_();
-  }
-
-  void zero_last_bn() override {
-    torch::NoGradGuard no_grad;
-    bn2->weight.zero_();
+    return join(bn2(conv2(out)), x);
   }
 
   nn::Conv2d conv1;
   nn::BatchNorm2d bn1;
   nn::Conv2d conv2;
   nn::BatchNorm2d bn2;
-  nn::Sequential shortcut{nullptr};
 };
 TORCH_MODULE(BasicBlock);
 
 // The stride sits on the 3x3 conv (as in torchvision's ResNet v1.5), not on the first 1x1.
-class BottleneckImpl : public nn::Module, public ResidualBranch {
+class BottleneckImpl : public ResidualBlock {
  public:
   static constexpr int64_t kExpansion = 4;
 
@@ -80,22 +98,13 @@ class BottleneckImpl : public nn::Module, public ResidualBranch {
         bn2(register_module("bn2", nn::BatchNorm2d(planes))),
         conv3(register_module("conv3", conv1x1(planes, planes * kExpansion))),
         bn3(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))) {
-    if (stride != 1 || in != planes * kExpansion) {
-      shortcut = register_module("shortcut", make_shortcut(in, planes * kExpansion, stride));
-    }
+    finish_block(in, planes * kExpansion, stride, bn3);
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = bn1(conv1(x)).relu_();
     out = bn2(conv2(out)).relu_();
-    out = bn3(conv3(out));
-    out += shortcut.is_empty() ? x : shortcut->forward(x);
-    return out.relu_();
-  }
-
-  void zero_last_bn() override {
-    torch::NoGradGuard no_grad;
-    bn3->weight.zero_();
+    return join(bn3(conv3(out)), x);
   }
 
   nn::Conv2d conv1;
@@ -104,7 +113,6 @@ class BottleneckImpl : public nn::Module, public ResidualBranch {
   nn::BatchNorm2d bn2;
   nn::Conv2d conv3;
   nn::BatchNorm2d bn3;
-  nn::Sequential shortcut{nullptr};
 };
 TORCH_MODULE(Bottleneck);
 

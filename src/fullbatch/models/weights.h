@@ -1,4 +1,6 @@
 #pragma once
+// Weights on disk: a module's parameters and buffers as a pickled dict of tensors, which
+// Python's torch.load reads as a plain dict (model.pt), and which checkpoints embed.
 #include <torch/nn/module.h>
 
 #include <map>

@@ -1,6 +1,6 @@
+#pragma once
 // Internal to the model zoo: the per-family builders behind make_model, and the hook that lets the
 // initializer find residual branches without knowing their concrete types.
-#pragma once
 #include <string>
 #include <vector>
 

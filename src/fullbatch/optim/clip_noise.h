@@ -1,27 +1,33 @@
 #pragma once
+// What is done to a gradient after it is summed and before the optimizer sees it: clipping to a
+// norm (the full gradient, or each block's gradient) and Gaussian gradient noise. The paper's
+// clipping replaces part of SGD's implicit regularization; the noise rows of its Table 1 test
+// whether noise alone restores it.
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
-#include <vector>
+#include "fullbatch/common/tensor_list.h"
 
 namespace fullbatch {
 
-using TensorList = std::vector<torch::Tensor>;
+struct ClipSettings {
+  double max_norm = 0.0;        // hyp.grad_clip: the full gradient; 0 = off
+  double norm_type = 2.0;       // hyp.grad_clip_norm: 2 or inf (both clipping forms)
+  double block_max_norm = 0.0;  // hyp.batch_clip: each block's gradient; 0 = off
+};
 
-// The gradients of `params` (each .grad(), zeros where undefined).
-TensorList gradients_of(const TensorList& params);
-
-// The global norm over all tensors: l2 (norm_type 2) or max-abs (norm_type inf). A 0-dim tensor
-// on the tensors' device, so callers decide when to synchronize.
-torch::Tensor global_norm(const TensorList& tensors, double norm_type = 2.0);
+struct NoiseSettings {
+  double additive = 0.0;        // hyp.grad_noise.additive: g += s N(0, 1)
+  double multiplicative = 0.0;  // hyp.grad_noise.multiplicative: g *= 1 + s N(0, 1)
+  bool any() const { return additive > 0 || multiplicative > 0; }
+};
 
 // Scales `tensors` in place to norm `max_norm` when their norm exceeds it. Returns the norm
 // before clipping (0-dim tensor). No host synchronization.
 torch::Tensor clip_to_norm(TensorList& tensors, double max_norm, double norm_type = 2.0);
 
-// Gaussian gradient noise (PAPER: additive g += s N(0,1), multiplicative g *= 1 + s N(0,1)),
-// drawn from `gen` on the CPU so the draw does not depend on the device.
-void add_gradient_noise(TensorList& grads, double additive, double multiplicative,
-                        at::Generator& gen);
+// Gaussian gradient noise (multiplicative first, then additive), drawn from `gen` on the CPU so
+// the draw does not depend on the device.
+void add_gradient_noise(TensorList& grads, const NoiseSettings& noise, at::Generator& gen);
 
 }  // namespace fullbatch

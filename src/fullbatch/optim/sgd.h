@@ -1,4 +1,7 @@
 #pragma once
+// The optimizer: SGD with momentum, Nesterov and weight decay, written out so its state is
+// explicit (a checkpoint holds exactly the momentum buffers) and its update order is the
+// reference's.
 #include <torch/types.h>
 
 #include <map>

@@ -46,19 +46,9 @@ void remove_stale_temp_files(const std::string& folder) {
 
 }  // namespace
 
-std::string checkpoint_folder(const std::string& run_dir) {
-  return (fs::path(run_dir) / "checkpoints").string();
-}
-
-std::string checkpoint_path(const std::string& run_dir, int64_t step) {
-  char name[40];
-  std::snprintf(name, sizeof(name), "step_%06lld.ckpt", static_cast<long long>(step));
-  return (fs::path(checkpoint_folder(run_dir)) / name).string();
-}
-
-std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint,
+std::string save_checkpoint(const RunDir& run, const Checkpoint& checkpoint,
                             int64_t keep) {
-  const std::string path = checkpoint_path(run_dir, checkpoint.step);
+  const std::string path = run.checkpoint_file(checkpoint.step);
   std::string bad;
   if (!all_finite(checkpoint.state, bad))
     throw DivergenceError("checkpoint " + path + " not written: tensor '" + bad +
@@ -66,8 +56,8 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
   CheckpointFrame frame{checkpoint.step, checkpoint.finished, checkpoint.config_yaml,
                         checkpoint.metrics_jsonl, ""};
   frame.payload = pickle_state_dict(checkpoint.state);
-  ensure_writable_dir(checkpoint_folder(run_dir));
-  remove_stale_temp_files(checkpoint_folder(run_dir));
+  ensure_writable_dir(run.checkpoint_folder());
+  remove_stale_temp_files(run.checkpoint_folder());
   try {
     write_file_atomic(path, encode_checkpoint(frame));
   } catch (const UserError& e) {
@@ -79,7 +69,7 @@ std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkp
     throw UserError(why + "; older checkpoints are kept");
   }
   // Only after the new file is safely in place do the oldest ones go.
-  std::vector<std::string> all = list_checkpoints(run_dir);
+  std::vector<std::string> all = list_checkpoints(run);
   std::error_code ec;
   for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 1)); i < all.size(); ++i)
     fs::remove(all[i], ec);
@@ -98,10 +88,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   return decode_checkpoint_bytes(read_file(path), path);
 }
 
-std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+std::vector<std::string> list_checkpoints(const RunDir& run) {
   std::vector<std::pair<int64_t, std::string>> found;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(checkpoint_folder(run_dir), ec)) {
+  for (const auto& entry : fs::directory_iterator(run.checkpoint_folder(), ec)) {
     const int64_t step = step_of(entry.path().filename().string());
     if (step >= 0 && entry.is_regular_file(ec)) found.emplace_back(step, entry.path().string());
   }
@@ -112,9 +102,9 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
-std::optional<FoundCheckpoint> newest_valid_checkpoint(const std::string& run_dir) {
+std::optional<FoundCheckpoint> newest_valid_checkpoint(const RunDir& run) {
   FoundCheckpoint found;
-  const std::vector<std::string> all = list_checkpoints(run_dir);
+  const std::vector<std::string> all = list_checkpoints(run);
   if (all.empty()) return std::nullopt;
   for (const auto& path : all) {
     try {
@@ -125,9 +115,9 @@ std::optional<FoundCheckpoint> newest_valid_checkpoint(const std::string& run_di
       found.rejected.push_back(e.what());
     }
   }
-  throw UserError("cannot resume " + run_dir + ": none of its " + std::to_string(all.size()) +
+  throw UserError("cannot resume " + run.path() + ": none of its " + std::to_string(all.size()) +
                   " checkpoints is readable (newest: " + found.rejected.front() + "); delete " +
-                  checkpoint_folder(run_dir) + " to restart from step 0");
+                  run.checkpoint_folder() + " to restart from step 0");
 }
 
 }  // namespace fullbatch

@@ -1,10 +1,14 @@
 #pragma once
+// Checkpoints: the trainer's state at a step, written atomically with a checksum into the run
+// directory, and the newest readable one found again when a run resumes.
 #include <torch/types.h>
 
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "fullbatch/run/run_dir.h"
 
 namespace fullbatch {
 
@@ -22,20 +26,18 @@ struct Checkpoint {
                                                // momentum buffers, EMA weights, step counters
 };
 
-std::string checkpoint_folder(const std::string& run_dir);  // run_dir/checkpoints
-std::string checkpoint_path(const std::string& run_dir, int64_t step);
 
-// Writes run_dir/checkpoints/step_NNNNNN.ckpt atomically (temp file, fsync, rename) and then
+// Writes RUN/checkpoints/step_NNNNNN.ckpt atomically (temp file, fsync, rename) and then
 // deletes all but the newest `keep`. Refuses non-finite tensors (a diverged state is never
 // saved). On a failed write (full disk) the older checkpoints are untouched. Returns the path.
-std::string save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint, int64_t keep);
+std::string save_checkpoint(const RunDir& run, const Checkpoint& checkpoint, int64_t keep);
 
 // Reads and validates one checkpoint file; every problem is a UserError naming the file.
 Checkpoint read_checkpoint(const std::string& path);
 Checkpoint decode_checkpoint_bytes(const std::string& bytes, const std::string& origin);
 
 // Checkpoint files of a run, newest (highest step) first.
-std::vector<std::string> list_checkpoints(const std::string& run_dir);
+std::vector<std::string> list_checkpoints(const RunDir& run);
 
 struct FoundCheckpoint {
   Checkpoint checkpoint;
@@ -45,6 +47,6 @@ struct FoundCheckpoint {
 
 // The newest readable checkpoint, or nullopt when the run has none. Throws UserError when there
 // are checkpoints but none is readable.
-std::optional<FoundCheckpoint> newest_valid_checkpoint(const std::string& run_dir);
+std::optional<FoundCheckpoint> newest_valid_checkpoint(const RunDir& run);
 
 }  // namespace fullbatch

@@ -4,25 +4,9 @@
 
 #include <cmath>
 
-#include "fullbatch/training/trainer.h"
+#include "fullbatch/common/clock.h"
 
 namespace fullbatch {
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  auto s = static_cast<int64_t>(std::llround(seconds));
-  char buf[32];
-  if (s >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>((s % 3600) / 60));
-  } else if (s >= 60) {
-    std::snprintf(buf, sizeof(buf), "%lldm%02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  } else {
-    std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>(s));
-  }
-  return buf;
-}
 
 Progress::Progress(std::string label, int64_t total_steps, bool enabled, std::FILE* out)
     : label_(std::move(label)), total_(total_steps), enabled_(enabled), tty_(isatty(fileno(out))),

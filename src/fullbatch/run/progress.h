@@ -1,15 +1,14 @@
 #pragma once
-#include <chrono>
+// The console's view of a running training: one line, rewritten in place on a terminal (a line
+// per evaluation otherwise), with an ETA from the mean step time so far.
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
+#include "fullbatch/training/step_record.h"
+
 namespace fullbatch {
 
-struct StepRecord;
-
-// One console line, rewritten in place on a terminal (a line per evaluation otherwise), with an
-// ETA from the mean step time so far.
 class Progress {
  public:
   Progress(std::string label, int64_t total_steps, bool enabled, std::FILE* out = stderr);
@@ -25,7 +24,5 @@ class Progress {
   double last_val_ = -1;
   bool dirty_ = false;
 };
-
-std::string format_duration(double seconds);
 
 }  // namespace fullbatch

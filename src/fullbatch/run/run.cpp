@@ -10,8 +10,10 @@
 #include "fullbatch/common/error.h"
 #include "fullbatch/run/checkpoint.h"
 #include "fullbatch/run/progress.h"
-#include "fullbatch/run/run_writer.h"
+#include "fullbatch/run/run_dir.h"
 #include "fullbatch/models/weights.h"
+#include "fullbatch/training/options.h"
+#include "fullbatch/training/runtime.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fullbatch {
@@ -65,18 +67,18 @@ Progression progression_from(const std::string& metrics, const std::string& orig
 }
 
 // Finds where a resumed run continues and refuses a config that would change its results.
-std::optional<FoundCheckpoint> prepare_resume(const Config& config, const std::string& dir) {
-  const std::string config_file = (fs::path(dir) / "config.yaml").string();
-  if (!fs::is_regular_file(config_file))
+std::optional<FoundCheckpoint> prepare_resume(const Config& config, const RunDir& run) {
+  const std::string& dir = run.path();
+  if (!fs::is_regular_file(run.config_file()))
     throw UserError("cannot resume " + dir + ": not a run directory (no config.yaml)");
-  std::optional<FoundCheckpoint> found = newest_valid_checkpoint(dir);
+  std::optional<FoundCheckpoint> found = newest_valid_checkpoint(run);
   Config before;
   if (found) {
     for (const auto& why : found->rejected)
       std::fprintf(stderr, "fullbatch: warning: %s; trying an older checkpoint\n", why.c_str());
     apply_yaml_text(before, found->checkpoint.config_yaml, "in checkpoint " + found->path);
   } else {
-    apply_yaml_file(before, config_file);
+    apply_yaml_file(before, run.config_file());
   }
   const std::vector<std::string> differ = result_differences(before, config);
   if (!differ.empty()) {
@@ -125,10 +127,15 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
   if (!comm) comm = std::make_shared<LocalCommunicator>();
   // Refuse an occupied folder before the (slow) data loading, but create nothing until the
   // config and the data have been checked, so a bad input leaves no half-made run behind.
+  const RunDir run(options.out_dir);
   std::optional<FoundCheckpoint> resume_from;
-  if (options.resume) resume_from = prepare_resume(config, options.out_dir);
-  if (comm->is_root()) RunWriter::check_available(options.out_dir, options.resume);
-  Trainer trainer(config, comm);
+  if (options.resume) resume_from = prepare_resume(config, run);
+  if (comm->is_root()) run.check_available(options.resume);
+  TrainerOptions trainer_opts = trainer_options(config);
+  for (const auto& warning :
+       apply_process_settings(trainer_opts.execution, resolve_execution(trainer_opts.execution)))
+    if (comm->is_root()) std::fprintf(stderr, "fullbatch: warning: %s\n", warning.c_str());
+  Trainer trainer(std::move(trainer_opts), comm);
   Progression so_far;
   bool finished = false;
   std::string last_checkpoint;  // for the divergence message
@@ -138,9 +145,10 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
     finished = resume_from->checkpoint.finished;
     last_checkpoint = resume_from->path;
   }
-  std::optional<RunWriter> writer;
-  if (comm->is_root()) {
-    writer.emplace(options.out_dir, options.resume);
+  // Rank 0 alone writes the run directory.
+  const RunDir* writer = comm->is_root() ? &run : nullptr;
+  if (writer) {
+    writer->create(options.resume);
     writer->write_config(config);
     // Lines past the checkpoint were written by the process that crashed; they are redone.
     if (options.resume) writer->replace_metrics(so_far.metrics);
@@ -152,7 +160,7 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
   auto checkpoint = [&](bool done) {
     if (!writer) return;
     Checkpoint c{trainer.step(), done, config_yaml, so_far.metrics, trainer.state_dict()};
-    last_checkpoint = save_checkpoint(options.out_dir, c, config.impl.checkpoint_keep);
+    last_checkpoint = save_checkpoint(run, c, config.impl.checkpoint_keep);
   };
 
   Progress progress(config.name, config.hyp.steps, options.progress && comm->is_root());
@@ -197,7 +205,7 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
   summary["steps"] = trainer.step();
   fill_final(summary, so_far);
   if (writer) {
-    save_weights(trainer.model(), writer->path("model.pt"));
+    save_weights(trainer.model(), writer->weights_file());
     writer->write_summary(summary);
   }
   return summary;

@@ -1,4 +1,7 @@
 #pragma once
+// One training run end to end: config, trainer, metrics, progress, checkpoints and the run
+// directory's files, resumable, and with a divergence ending as a one-line error that keeps
+// everything already written.
 #include <nlohmann/json.hpp>
 
 #include <memory>

@@ -12,32 +12,33 @@
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
-#include "fullbatch/report/report.h"
 #include "fullbatch/run/run.h"
+#include "fullbatch/run/run_dir.h"
 
 namespace fullbatch {
 namespace fs = std::filesystem;
 namespace {
 
-// "completed", "diverged", "running" (an interrupted run), or "" when there is no summary.
-std::string run_status(const fs::path& dir) {
-  std::ifstream in(dir / "summary.json");
-  if (!in) return "";
-  try {
-    return nlohmann::json::parse(in).value("status", "running");
-  } catch (const nlohmann::json::exception&) {
-    return "running";
+void move_aside(const std::string& dir, std::ostream& console) {
+  for (int i = 1;; ++i) {
+    fs::path target = dir + ".incomplete-" + std::to_string(i);
+    if (fs::exists(target)) continue;
+    fs::rename(dir, target);
+    console << "sweep: " << dir << " was unfinished; kept as " << target.string()
+            << " and started again\n";
+    return;
   }
 }
 
-void move_aside(const fs::path& dir, std::ostream& console) {
-  for (int i = 1;; ++i) {
-    fs::path target = dir.string() + ".incomplete-" + std::to_string(i);
-    if (fs::exists(target)) continue;
-    fs::rename(dir, target);
-    console << "sweep: " << dir.string() << " was unfinished; kept as " << target.string()
-            << " and started again\n";
-    return;
+// An interrupted run continues from its newest checkpoint only while its config still gives
+// the sweep's results; an unreadable config counts as different.
+bool same_results(const std::string& config_file, const Config& wanted) {
+  try {
+    Config existing;
+    apply_yaml_file(existing, config_file);
+    return result_differences(existing, wanted).empty();
+  } catch (const UserError&) {
+    return false;
   }
 }
 
@@ -135,13 +136,12 @@ Sweep sweep_from_yaml(const std::string& path) {
   return sweep;
 }
 
-int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& paper_numbers,
-              std::ostream& console) {
+SweepOutcome run_sweep(const Sweep& sweep, std::ostream& console) {
   // Resolve every config before running anything: a typo in the last row fails in a second,
   // not after an hour of training.
   struct Planned {
     Config config;
-    fs::path dir;
+    RunDir dir;
   };
   std::vector<Planned> plan;
   for (uint64_t seed : sweep.seeds) {
@@ -151,52 +151,35 @@ int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& pape
       o.push_back("seed=" + std::to_string(seed));
       o.push_back("name=" + row.name);
       Config c = resolve_config(row.preset, {}, o);
-      plan.push_back({c, fs::path(sweep.out_dir) / (row.name + "_s" + std::to_string(seed))});
+      plan.push_back({c, RunDir::in_sweep(sweep.out_dir, row.name, seed)});
     }
   }
-  int diverged = 0;
-  std::vector<std::string> dirs;
+  SweepOutcome outcome;
   size_t index = 0;
   for (const auto& p : plan) {
     ++index;
-    dirs.push_back(p.dir.string());
-    const std::string status = run_status(p.dir);
-    if (status == "completed" || status == "diverged") {
-      console << "sweep [" << index << "/" << plan.size() << "] " << p.dir.string()
-              << ": already " << status << ", not rerun\n";
-      diverged += status == "diverged";
+    const std::string& dir = p.dir.path();
+    outcome.run_dirs.push_back(dir);
+    const std::string status = p.dir.status();
+    if (p.dir.finished()) {
+      console << "sweep [" << index << "/" << plan.size() << "] " << dir << ": already " << status
+              << ", not rerun\n";
+      outcome.diverged += status == "diverged";
       continue;
     }
-    bool resume = false;
-    if (fs::exists(p.dir / "config.yaml")) {
-      // An interrupted run continues from its newest checkpoint, unless its config no longer
-      // matches the sweep's (then it is kept aside and the run starts over).
-      resume = true;
-      try {
-        Config existing;
-        apply_yaml_file(existing, (p.dir / "config.yaml").string());
-        for (const auto& [key, value] : flatten(p.config))
-          if (get_key(existing, key) != value && key_affects_results(key)) resume = false;
-      } catch (const UserError&) {
-        resume = false;
-      }
-      if (!resume) move_aside(p.dir, console);
-    } else if (fs::exists(p.dir)) {
-      move_aside(p.dir, console);
-    }
+    const bool resume = p.dir.holds_run() && fs::exists(p.dir.config_file()) &&
+                        same_results(p.dir.config_file(), p.config);
+    if (!resume && p.dir.exists()) move_aside(dir, console);
     console << "sweep [" << index << "/" << plan.size() << "] " << p.config.name << " seed "
-            << p.config.seed << (resume ? " (resumed)" : "") << " -> " << p.dir.string() << "\n";
+            << p.config.seed << (resume ? " (resumed)" : "") << " -> " << dir << "\n";
     try {
-      run_training(p.config, {p.dir.string(), resume, sweep.progress});
+      run_training(p.config, {dir, resume, sweep.progress});
     } catch (const DivergenceError& e) {
       console << "sweep: " << p.config.name << " seed " << p.config.seed << ": " << e.what() << "\n";
-      ++diverged;
+      ++outcome.diverged;
     }
   }
-  console << "\n";
-  write_report(dirs, (fs::path(sweep.out_dir) / "report").string(), paper_numbers, console);
-  console << "report: " << (fs::path(sweep.out_dir) / "report" / "report.html").string() << "\n";
-  return diverged;
+  return outcome;
 }
 
 }  // namespace fullbatch

@@ -1,4 +1,6 @@
 #pragma once
+// Sweeps: several rows (presets plus overrides) times seeds, each a run directory under one
+// folder, resumable as a whole; and the demo's ladder as such a sweep.
 #include <cstdint>
 #include <iosfwd>
 #include <map>
@@ -32,10 +34,13 @@ Sweep sweep_from_yaml(const std::string& path);
 // Runs every (seed, row) one after another, each in out_dir/<row>_s<seed>. A run whose folder
 // already holds a finished summary (completed or diverged) is not run again; an unfinished one
 // resumes from its newest checkpoint, or, when its config no longer matches, is moved aside
-// (never deleted) and started over. Ends with the report in out_dir/report.
-// Returns the number of runs that diverged.
-int run_sweep(const Sweep& sweep, const std::map<std::string, std::string>& paper_numbers,
-              std::ostream& console);
+// (never deleted) and started over. A diverged run is reported on `console` and the sweep goes on.
+// The report over the runs is the caller's (report/ sits above run/).
+struct SweepOutcome {
+  std::vector<std::string> run_dirs;  // every run of the sweep, in plan order
+  int diverged = 0;
+};
+SweepOutcome run_sweep(const Sweep& sweep, std::ostream& console);
 
 // The paper's ladder at laptop scale (see docs/demo.md for the choices): baseline SGD, baseline
 // full batch, full batch trained longer, + clipping, + gradient regularization.

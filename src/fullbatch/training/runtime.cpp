@@ -27,21 +27,18 @@ namespace fullbatch {
 namespace {
 
 // Autocast state is per device type: CUDA and CPU each have their own switch and dtype.
-bool autocast_enabled(c10::DeviceType type) {
-#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  return at::autocast::is_autocast_enabled(type);
-#else
-  return type == c10::DeviceType::CUDA ? at::autocast::is_enabled()
-                                       : at::autocast::is_cpu_enabled();
-#endif
-}
+struct AutocastState {
+  bool enabled;
+  torch::ScalarType dtype;
+};
 
-torch::ScalarType autocast_dtype_of(c10::DeviceType type) {
+AutocastState autocast_state(c10::DeviceType type) {
 #ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  return at::autocast::get_autocast_dtype(type);
+  return {at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
 #else
-  return type == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
-                                       : at::autocast::get_autocast_cpu_dtype();
+  if (type == c10::DeviceType::CUDA)
+    return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
 #endif
 }
 
@@ -78,26 +75,59 @@ void set_threads(int64_t threads) {
   if (n > 0) torch::set_num_threads(n);
 }
 
-torch::ScalarType autocast_dtype(const Config& config, const torch::Device& device) {
-  const std::string& mp = config.impl.mixed_precision;
-  if (mp == "none") return torch::kFloat;
-  if (mp != "bf16" && mp != "fp16")
-    throw UserError("config key 'impl.mixed_precision': '" + mp + "' is not none, bf16 or fp16");
+torch::Device resolve_device(const std::string& device) {
+  if (device == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
+    throw UserError("config key 'impl.device': '" + device +
+                    "' requested but this libtorch sees no CUDA device");
+  return torch::Device(device);
+}
+
+torch::ScalarType autocast_dtype(Precision precision, const torch::Device& device) {
+  if (precision == Precision::kNone) return torch::kFloat;
+  const std::string name = to_string(precision);
   if (!device.is_cuda() && !device.is_cpu())
-    throw UserError("config key 'impl.mixed_precision': " + mp + " autocast is not supported on " +
+    throw UserError("config key 'impl.mixed_precision': " + name + " autocast is not supported on " +
                     device.str() + "; use impl.mixed_precision=none");
-  if (mp == "fp16" && device.is_cpu())
+  if (precision == Precision::kFp16 && device.is_cpu())
     throw UserError(
         "config key 'impl.mixed_precision': fp16 autocast is CUDA-only; use bf16 on the CPU");
-  return mp == "bf16" ? torch::kBFloat16 : torch::kHalf;
+  return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kHalf;
+}
+
+bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device) {
+  if (setting != ChannelsLast::kAuto) return setting == ChannelsLast::kOn;
+  return device.is_cuda() || precision == Precision::kBf16;
+}
+
+Execution resolve_execution(const ExecutionOptions& options) {
+  Execution e;
+  e.device = resolve_device(options.device);
+  e.autocast = autocast_dtype(options.precision, e.device);
+  e.channels_last = use_channels_last(options.channels_last, options.precision, e.device);
+  e.float64_accumulation = options.accumulation == AccumulationDtype::kFloat64;
+  return e;
+}
+
+std::vector<std::string> apply_process_settings(const ExecutionOptions& options,
+                                                const Execution& execution) {
+  set_threads(options.threads);
+  apply_determinism(options.deterministic, execution.device);
+  std::vector<std::string> warnings;
+  if (execution.device.is_cpu() && execution.autocast == torch::kBFloat16 && !cpu_has_native_bf16())
+    warnings.push_back(
+        "impl.mixed_precision=bf16 on a CPU without bf16 dot products (no avx512_bf16 or "
+        "amx_bf16 in /proc/cpuinfo): expect it slower than fp32");
+  return warnings;
 }
 
 AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtype) {
   if (dtype == torch::kFloat || !(device.is_cuda() || device.is_cpu())) return;
   active_ = true;
   type_ = device.type();
-  was_enabled_ = autocast_enabled(type_);
-  previous_dtype_ = autocast_dtype_of(type_);
+  const AutocastState previous = autocast_state(type_);
+  was_enabled_ = previous.enabled;
+  previous_dtype_ = previous.dtype;
   at::autocast::increment_nesting();
   set_autocast(type_, true, dtype);
 }
@@ -129,14 +159,6 @@ bool cpu_has_native_bf16() {
   std::stringstream text;
   text << in.rdbuf();
   return cpuinfo_has_native_bf16(text.str());
-}
-
-bool use_channels_last(const Config& config, const torch::Device& device) {
-  const std::string& v = config.impl.channels_last;
-  if (v == "true") return true;
-  if (v == "false") return false;
-  if (device.is_cuda()) return true;
-  return config.impl.mixed_precision == "bf16";
 }
 
 void apply_determinism(bool deterministic, const torch::Device& device) {

@@ -1,26 +1,63 @@
 #pragma once
+// Where and how kernels run: the device, threads, autocast precision, memory format and
+// determinism of a run. Deciding them (resolve_execution) is a pure function of the options and
+// the machine; the process-wide switches (threads, deterministic kernels) are flipped only by an
+// explicit apply_process_settings, called once by whoever starts a run, never by constructing a
+// Trainer. Measurements behind the defaults: docs/performance.md.
 #include <torch/types.h>
 
 #include <string>
+#include <vector>
 
-#include "fullbatch/config/config.h"
+#include "fullbatch/config/enums.h"
 
 namespace fullbatch {
 
-// Process-wide runtime settings of a run: threads, precision, determinism, and memory readings.
+// The impl.* keys that decide execution.
+struct ExecutionOptions {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int64_t threads = 0;          // 0 = one per core the process may run on
+  Precision precision = Precision::kNone;
+  ChannelsLast channels_last = ChannelsLast::kAuto;
+  AccumulationDtype accumulation = AccumulationDtype::kFloat32;
+  bool deterministic = false;
+};
+
+// The options resolved for this machine.
+struct Execution {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType autocast = torch::kFloat;  // kFloat: autocast off
+  bool channels_last = false;
+  bool float64_accumulation = false;
+};
+
+// Resolves impl.device ("auto" picks CUDA when present); UserError for CUDA without a GPU.
+torch::Device resolve_device(const std::string& device);
+
+// Throws UserError for a combination this machine cannot run (fp16 on the CPU, CUDA absent).
+Execution resolve_execution(const ExecutionOptions& options);
+
+// impl.precision as an autocast dtype for a device (kFloat for none).
+torch::ScalarType autocast_dtype(Precision precision, const torch::Device& device);
+
+// impl.channels_last for a device: "auto" is on for CUDA, and on the CPU only under bf16 (the
+// CPU's channels-last BatchNorm sums statistics less accurately in fp32; docs/performance.md).
+bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device);
+
+// Process-wide: impl.threads and impl.deterministic. Returns one-line warnings for the user
+// (bf16 on a CPU without bf16 dot products), for the caller to print.
+std::vector<std::string> apply_process_settings(const ExecutionOptions& options,
+                                                const Execution& execution);
 
 // impl.threads: n > 0 threads, 0 = one per core the process may run on. "0" is resolved here
 // rather than left to OpenMP because libgomp may default to a single thread in containers.
 void set_threads(int64_t threads);
 
+// Deterministic kernels (bit-reproducible GPU runs) or, when off on CUDA, cuDNN autotuning.
+void apply_determinism(bool deterministic, const torch::Device& device);
+
 // Waits for queued GPU work, so a timing includes it; nothing on the CPU.
 void synchronize(const torch::Device& device);
-
-// impl.mixed_precision as a dtype: nullopt-like kFloat for "none", else kBFloat16 / kHalf.
-// Throws UserError for an unknown name, for fp16 on the CPU (CUDA-only), or for a device that
-// has no autocast. bf16 on the CPU pays off where the CPU has bf16 dot products (AVX512-BF16,
-// AMX): 2x on the development machine (docs/performance.md); elsewhere it can be slower.
-torch::ScalarType autocast_dtype(const Config& config, const torch::Device& device);
 
 // Whether /proc/cpuinfo text lists bf16 dot-product instructions (avx512_bf16 or amx_bf16), which
 // bf16 autocast on the CPU needs to be faster than fp32; cpu_has_native_bf16 reads this machine's.
@@ -45,18 +82,6 @@ class AutocastScope {
   bool was_enabled_ = false;
   torch::ScalarType previous_dtype_ = torch::kFloat;
 };
-
-// impl.channels_last resolved for a device: "auto" is on for CUDA, and on the CPU only under bf16
-// autocast. Measured on the CPU with libtorch 1.13 (docs/performance.md): fp32 ResNet-18 width 16
-// is 1.4x faster in channels-last, but its channels-last BatchNorm sums statistics less accurately
-// (a block gradient 5e-3 to 9e-3 from float64 instead of 1.4e-3 to 1.8e-3), and width 4 on 1-channel Fashion-MNIST is
-// 2x slower, so fp32 stays NCHW unless asked. Under bf16 channels-last was faster at both widths
-// (1.36x, 1.05x) and the BatchNorm error is lost in bf16's own.
-bool use_channels_last(const Config& config, const torch::Device& device);
-
-// impl.deterministic: deterministic kernels (bit-reproducible GPU runs, at a measured cost) or,
-// when off on CUDA, cuDNN autotuning for speed. Process-wide; call before the first kernel.
-void apply_determinism(bool deterministic, const torch::Device& device);
 
 // Peak memory since the last reset: CUDA max allocated bytes on a GPU, else the process's peak
 // resident set size (getrusage; it can only grow, so a reset does nothing on the CPU).

@@ -1,0 +1,326 @@
+// The report's files: the Markdown table (also printed to the console), CSV and JSON for
+// scripts, a self-contained HTML page, and one SVG per curve. write_report ties loading,
+// aggregation and writing together; every file is replaced atomically.
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "fullbatch/common/clock.h"
+#include "fullbatch/common/error.h"
+#include "fullbatch/common/files.h"
+#include "fullbatch/report/format.h"
+#include "fullbatch/report/report.h"
+
+namespace fullbatch {
+
+namespace fs = std::filesystem;
+using detail::escape_xml;
+using detail::format_compact;
+using detail::format_fixed;
+using detail::json_text;
+using nlohmann::json;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Cells
+
+std::string escape_md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|')
+      out += "\\|";
+    else if (c == '\n' || c == '\r')
+      out += ' ';
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string csv_number(double v) {
+  return std::isfinite(v) ? detail::printf_double("%.6g", v) : "";
+}
+
+json finite_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+std::string val_text(const ReportRow& r) {
+  if (!std::isfinite(r.val_acc_mean)) return "n/a";
+  return format_fixed(r.val_acc_mean, 2) + " ± " + format_fixed(r.val_acc_std, 2);
+}
+
+// The table's columns, shared by the Markdown and HTML tables.
+struct Column {
+  const char* title;
+  bool numeric;  // right-aligned
+};
+
+const Column kColumns[] = {{"row", false},
+                           {"seeds", true},
+                           {"steps", true},
+                           {"epochs", true},
+                           {"val acc. (mean ± std)", true},
+                           {"train acc.", true},
+                           {"time", true},
+                           {"status", false},
+                           {"paper", true}};
+
+// One row's cells in kColumns order, not yet escaped.
+std::vector<std::string> table_cells(const ReportRow& r) {
+  return {r.name,
+          std::to_string(r.runs.size()),
+          steps_text(r),
+          format_compact(r.epochs, 1),
+          val_text(r),
+          format_fixed(r.train_acc_mean, 2),
+          format_duration(r.time_s_mean),
+          r.status,
+          r.paper.empty() ? "-" : r.paper};
+}
+
+std::string markdown_line(const std::vector<std::string>& cells) {
+  std::string line = "|";
+  for (const std::string& c : cells) line += " " + c + " |";
+  return line + "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+struct PlotDef {
+  const char* file;
+  const char* key;
+  const char* title;
+  const char* y_label;
+  bool log_y;
+};
+
+const PlotDef kPlots[] = {
+    {"val_accuracy.svg", "val_accuracy", "Validation accuracy (mean over seeds)",
+     "val. accuracy (%)", false},
+    {"train_loss.svg", "train_loss", "Training loss (mean over seeds)", "train loss (log)", true},
+    {"grad_norm.svg", "grad_norm", "Full-gradient norm (mean over seeds)", "gradient norm (log)",
+     true},
+    {"lr.svg", "lr", "Learning rate", "learning rate", false},
+};
+
+struct Plot {
+  const PlotDef* def;
+  std::string svg;
+};
+
+// One plot per kPlots entry, one series per row.
+std::vector<Plot> render_plots(const std::vector<ReportRow>& rows,
+                               const std::vector<RunRecord>& runs) {
+  std::vector<Plot> plots;
+  for (const PlotDef& def : kPlots) {
+    PlotSpec spec;
+    spec.title = def.title;
+    spec.x_label = "step";
+    spec.y_label = def.y_label;
+    spec.log_y = def.log_y;
+    for (const ReportRow& r : rows) spec.series.push_back({r.name, mean_curve(r, runs, def.key)});
+    plots.push_back({&def, render_svg_plot(spec)});
+  }
+  return plots;
+}
+
+std::string markdown_document(const std::string& table, const std::string& verdict,
+                              const std::vector<Plot>& plots) {
+  std::ostringstream md;
+  md << "# fullbatch report\n\n" << verdict << "\n\n" << table << "\n";
+  md << "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
+        "epochs are passes over the training set; time is mean wall time per run.\n\n";
+  for (const Plot& p : plots) md << "![" << p.def->title << "](" << p.def->file << ")\n\n";
+  return md.str();
+}
+
+std::string csv_document(const std::vector<ReportRow>& rows) {
+  std::ostringstream csv;
+  csv << "row,seeds,steps_min,steps_max,epochs,val_acc_mean,val_acc_std,train_acc_mean,"
+         "time_s_mean,diverged,status,paper\n";
+  for (const ReportRow& r : rows) {
+    csv << csv_field(r.name) << "," << r.runs.size() << "," << r.steps_min << "," << r.steps_max
+        << "," << csv_number(r.epochs) << "," << csv_number(r.val_acc_mean) << ","
+        << csv_number(r.val_acc_std) << "," << csv_number(r.train_acc_mean) << ","
+        << csv_number(r.time_s_mean) << "," << r.diverged << "," << csv_field(r.status) << ","
+        << csv_field(r.paper) << "\n";
+  }
+  return csv.str();
+}
+
+json json_row(const ReportRow& r, const std::vector<RunRecord>& runs) {
+  json row;
+  row["name"] = r.name;
+  row["seeds"] = r.runs.size();
+  row["steps_min"] = r.steps_min;
+  row["steps_max"] = r.steps_max;
+  row["epochs"] = finite_or_null(r.epochs);
+  row["val_acc_mean"] = finite_or_null(r.val_acc_mean);
+  row["val_acc_std"] = finite_or_null(r.val_acc_std);
+  row["val_acc_count"] = r.val_acc_count;
+  row["train_acc_mean"] = finite_or_null(r.train_acc_mean);
+  row["time_s_mean"] = finite_or_null(r.time_s_mean);
+  row["diverged"] = r.diverged;
+  row["running"] = r.running;
+  row["stochastic"] = r.stochastic ? json(*r.stochastic) : json(nullptr);
+  row["status"] = r.status;
+  row["paper"] = r.paper.empty() ? json(nullptr) : json(r.paper);
+  row["run_dirs"] = json::array();
+  for (std::size_t idx : r.runs) row["run_dirs"].push_back(runs[idx].dir);
+  return row;
+}
+
+std::string json_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
+                          const std::string& verdict, const std::vector<Plot>& plots) {
+  json j;
+  j["verdict"] = verdict;
+  j["rows"] = json::array();
+  for (const ReportRow& r : rows) j["rows"].push_back(json_row(r, runs));
+  j["runs"] = json::array();
+  for (const RunRecord& r : runs) {
+    json run = r.summary;
+    run["dir"] = r.dir;
+    run["metrics_lines"] = r.metrics.size();
+    run["warnings"] = r.warnings;
+    j["runs"].push_back(std::move(run));
+  }
+  j["plots"] = json::array();
+  for (const Plot& p : plots) j["plots"].push_back(p.def->file);
+  return j.dump(2) + "\n";
+}
+
+const char kHtmlHead[] =
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    "<title>fullbatch report</title>\n<style>\n"
+    "body{font-family:Helvetica,Arial,sans-serif;margin:2em;color:#222;max-width:1100px}\n"
+    "table{border-collapse:collapse;margin:1em 0}\n"
+    "th,td{border:1px solid #ccc;padding:4px 10px}\n"
+    "th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
+    "p.verdict{background:#f7f7e8;border-left:4px solid #bb9;padding:.6em 1em}\n"
+    ".plots svg{display:block;margin:1em 0;max-width:100%;height:auto}\n"
+    "</style>\n</head>\n<body>\n<h1>fullbatch report</h1>\n";
+
+void write_html_table(std::ostream& h, const std::vector<ReportRow>& rows) {
+  h << "<table>\n<thead><tr>";
+  for (const Column& c : kColumns) h << "<th>" << c.title << "</th>";
+  h << "</tr></thead>\n<tbody>\n";
+  for (const ReportRow& r : rows) {
+    const std::vector<std::string> cells = table_cells(r);
+    h << "<tr>";
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      h << (kColumns[i].numeric ? "<td class=\"num\">" : "<td>") << escape_xml(cells[i]) << "</td>";
+    h << "</tr>\n";
+  }
+  h << "</tbody>\n</table>\n";
+}
+
+// Everything inline, so the single file can be mailed or archived.
+std::string html_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
+                          const std::string& verdict, const std::vector<Plot>& plots) {
+  std::ostringstream h;
+  h << kHtmlHead << "<p class=\"verdict\">" << escape_xml(verdict) << "</p>\n";
+  write_html_table(h, rows);
+  h << "<p>Accuracies in %; std is the sample standard deviation over seeds (n/a with one "
+       "seed); time is mean wall time per run.</p>\n";
+  h << "<div class=\"plots\">\n";
+  for (const Plot& p : plots) h << p.svg;
+  h << "</div>\n<h2>Runs</h2>\n<ul>\n";
+  for (const RunRecord& r : runs)
+    h << "<li>" << escape_xml(r.name()) << " seed " << escape_xml(json_text(r.summary, "seed"))
+      << ": <code>" << escape_xml(r.dir) << "</code> ("
+      << escape_xml(json_text(r.summary, "status")) << ")</li>\n";
+  h << "</ul>\n</body>\n</html>\n";
+  return h.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// write_report's steps
+
+// Same seed twice in a row means two copies of one run, which would shrink the std.
+void warn_duplicate_seeds(const std::vector<RunRecord>& runs, std::ostream& console) {
+  std::map<std::pair<std::string, std::string>, std::string> seen;
+  for (const RunRecord& r : runs) {
+    const std::string seed = json_text(r.summary, "seed");
+    if (seed.empty()) continue;
+    auto [it, fresh] = seen.emplace(std::make_pair(r.name(), seed), r.dir);
+    if (!fresh)
+      console << "warning: row " << r.name() << " has seed " << seed << " twice (" << it->second
+              << " and " << r.dir << ")\n";
+  }
+}
+
+std::vector<RunRecord> load_runs(const std::vector<std::string>& run_dirs, std::ostream& console) {
+  if (run_dirs.empty()) throw UserError("report: no run directories given");
+  std::vector<RunRecord> runs;
+  for (const std::string& d : expand_run_dirs(run_dirs)) runs.push_back(load_run(d));
+  for (const RunRecord& r : runs)
+    for (const std::string& w : r.warnings) console << "warning: " << w << "\n";
+  warn_duplicate_seeds(runs, console);
+  return runs;
+}
+
+void create_out_dir(const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec || !fs::is_directory(out_dir))
+    throw UserError("cannot create report directory " + out_dir + ": " + ec.message());
+}
+
+}  // namespace
+
+std::string format_markdown_table(const std::vector<ReportRow>& rows) {
+  std::vector<std::string> titles;
+  std::string align = "|";
+  for (const Column& c : kColumns) {
+    titles.push_back(c.title);
+    align += c.numeric ? "---:|" : "---|";
+  }
+  std::string md = markdown_line(titles) + align + "\n";
+  for (const ReportRow& r : rows) {
+    std::vector<std::string> cells = table_cells(r);
+    for (std::string& c : cells) c = escape_md_cell(c);
+    md += markdown_line(cells);
+  }
+  return md;
+}
+
+int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
+                 const std::map<std::string, std::string>& paper_numbers, std::ostream& console) {
+  const std::vector<RunRecord> runs = load_runs(run_dirs, console);
+  const std::vector<ReportRow> rows = summarize_runs(runs, paper_numbers);
+  const std::string table = format_markdown_table(rows);
+  const std::string verdict = comparison_sentence(rows, runs);
+
+  create_out_dir(out_dir);
+  const fs::path out(out_dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    write_file_atomic((out / name).string(), text);
+  };
+  const std::vector<Plot> plots = render_plots(rows, runs);
+  for (const Plot& p : plots) write(p.def->file, p.svg);
+  write("report.md", markdown_document(table, verdict, plots));
+  write("report.csv", csv_document(rows));
+  write("report.json", json_document(rows, runs, verdict, plots));
+  write("report.html", html_document(rows, runs, verdict, plots));
+
+  console << table << "\n" << verdict << "\n";
+  console << "report written to " << (out / "report.md").string() << " (+ .csv, .json, .html, "
+          << plots.size() << " plots)\n";
+  return 0;
+}
+
+}  // namespace fullbatch

@@ -1,0 +1,39 @@
+// One epoch of mini-batch SGD, the baseline: a step per batch, the same block machinery (so the
+// penalty, clipping and noise knobs apply per batch as they would per block).
+#include <torch/torch.h>
+
+#include "fullbatch/training/trainer.h"
+
+namespace fullbatch {
+
+StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
+  model_->train();
+  const std::vector<torch::Tensor> batches = block_order(order_settings(epoch), epoch);
+  const int64_t per_rank = options_.order.batch_size;
+  const int world = comm_->world_size();
+  BlockStats stats = zero_stats();
+  StepRecord record;
+  for (size_t k = 0; k < batches.size(); ++k) {
+    zero_grads();
+    torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
+    Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
+                                 per_rank * world);
+    accumulate_block(block, lr, 1.0 / world, stats);
+    TensorList grads = gradient_buffers();
+    comm_->all_reduce_sum(grads);
+    // Noise for SGD steps is keyed by (epoch, batch) folded into one key.
+    record.grad_norm += clip_and_add_noise(epoch * 1000003 + static_cast<int64_t>(k));
+    optimizer_->step(lr);
+    if (ema_) ema_->update();
+  }
+  const StatTotals totals = reduce_stats(stats);
+  const double steps = static_cast<double>(batches.size());
+  const double images = steps * static_cast<double>(per_rank * world);
+  record.train_loss = totals.loss_sum / (steps * world);
+  record.train_accuracy = 100.0 * totals.correct / images;
+  record.grad_norm /= steps;
+  record.clipped_blocks = totals.clipped;
+  return record;
+}
+
+}  // namespace fullbatch
