@@ -93,15 +93,18 @@ TEST(Config, PresetsFollowThePaperLadder) {
   EXPECT_DOUBLE_EQ(reg.hyp.optim.lr, 0.8);
   EXPECT_DOUBLE_EQ(reg.hyp.grad_reg.block_strength, 0.5);
   EXPECT_DOUBLE_EQ(reg.hyp.grad_clip, 0.25);
-  EXPECT_EQ(resolve_config("gradreg_strong", {}, {}).hyp.sub_batch, 32);
+  // The reference's "FB strong reg.": blocks of 32 images (train.sh), not sub-blocks.
+  EXPECT_EQ(resolve_config("gradreg_strong", {}, {}).data.batch_size, 32);
+  EXPECT_EQ(resolve_config("gradreg_fixed40x", {}, {}).data.batch_size, 128);
   EXPECT_TRUE(resolve_config("gradreg_shuffle", {}, {}).hyp.shuffle);
   EXPECT_EQ(reg.name, "gradreg");
   EXPECT_NE(error_of([] { find_preset("gradregg"); }).find("gradregg"), std::string::npos);
 }
 
 TEST(Config, CrossKeyValidation) {
-  EXPECT_NE(error_of([] { resolve_config("", {}, {"data.batch_size=16", "hyp.sub_batch=32"}); })
-                .find("hyp.sub_batch"),
+  EXPECT_NE(error_of([] {
+              resolve_config("", {}, {"hyp.train_stochastic=true", "hyp.grad_reg.acc_strength=1"});
+            }).find("hyp.grad_reg.acc_strength"),
             std::string::npos);
   EXPECT_NE(error_of([] { resolve_config("", {}, {"hyp.sample_with_replacement=true"}); })
                 .find("hyp.sample_with_replacement"),

@@ -145,7 +145,9 @@ TEST(Knobs, LabelSmoothingChangesTheLossAsItsFormulaSays) {
   torch::Tensor logp = torch::log_softmax(
       t->model().forward(normalize(t->data().train.images, t->data())), 1).detach();
   torch::Tensor nll = -logp.gather(1, t->data().train.labels.unsqueeze(1)).mean();
-  double expected = (0.8 * nll + 0.2 * (-logp.mean(1)).mean()).item<double>();
+  torch::Tensor others = (-logp.sum(1)).mean() - nll;
+  // The reference's smoothing: 1 - s on the target, s / (C - 1) on each of the other 9 classes.
+  double expected = (0.8 * nll + 0.2 / 9.0 * others).item<double>();
   EXPECT_NEAR(t->train_step().train_loss, expected, 1e-5);
 }
 

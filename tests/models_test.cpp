@@ -57,10 +57,11 @@ int64_t hand_resnet(bool bottleneck, const std::vector<int64_t>& depths, int64_t
   return total + linear(in, classes);
 }
 
-int64_t hand_densenet121(int64_t in_channels, int64_t classes) {
+// stem_norm: torchvision's stem has norm0 after conv0; the reference's CIFAR stem does not.
+int64_t hand_densenet121(int64_t in_channels, int64_t classes, bool stem_norm = false) {
   const int64_t growth = 32, bottleneck = 4 * growth;
   int64_t c = 64;
-  int64_t total = conv(in_channels, c, 3) + bn(c);  // CIFAR stem conv0 + norm0
+  int64_t total = conv(in_channels, c, 3) + (stem_norm ? bn(c) : 0);  // conv0 (+ norm0)
   const std::vector<int64_t> blocks = {6, 12, 24, 16};
   for (size_t i = 0; i < blocks.size(); ++i) {
     for (int64_t l = 0; l < blocks[i]; ++l) {
@@ -99,17 +100,18 @@ TEST(ModelsTest, HandFormulasMatchPublishedCounts) {
   EXPECT_EQ(hand_resnet(false, {3, 3, 3}, 16, 3, 10) - (16 * 32 + 64) - (32 * 64 + 128), 269722);
   EXPECT_EQ(hand_vgg16_bn(10), 14728266);
   // torchvision's ImageNet DenseNet-121 has 7,978,856; swap its 7x7 stem and 1000-way head for a
-  // 3x3 stem and a 10-way head.
-  EXPECT_EQ(hand_densenet121(3, 10),
+  // 3x3 stem and a 10-way head; the reference's CIFAR stem also drops norm0.
+  EXPECT_EQ(hand_densenet121(3, 10, /*stem_norm=*/true),
             7978856 - conv(3, 64, 7) - linear(1024, 1000) + conv(3, 64, 3) + linear(1024, 10));
-  EXPECT_EQ(hand_densenet121(3, 10), 6956426);
+  EXPECT_EQ(hand_densenet121(3, 10, /*stem_norm=*/true), 6956426);
+  EXPECT_EQ(hand_densenet121(3, 10), 6956426 - bn(64));
 }
 
 TEST(ModelsTest, ParameterCountsMatchHandFormulas) {
   EXPECT_EQ(count_parameters(*make_model(spec_of("resnet18", 64), 0)), 11173962);
   EXPECT_EQ(count_parameters(*make_model(spec_of("resnet20", 16), 0)), 272474);
   EXPECT_EQ(count_parameters(*make_model(spec_of("vgg16", 64), 0)), 14728266);
-  EXPECT_EQ(count_parameters(*make_model(spec_of("densenet121", 64), 0)), 6956426);
+  EXPECT_EQ(count_parameters(*make_model(spec_of("densenet121", 64), 0)), 6956426 - bn(64));
   EXPECT_EQ(count_parameters(*make_model(spec_of("resnet50", 64), 0)),
             hand_resnet(true, {3, 4, 6, 3}, 64, 3, 10));
 
@@ -218,8 +220,7 @@ TEST(ModelsTest, SubmoduleNamesFollowPyTorchConventions) {
 
   auto dense = make_model(spec_of("densenet121", 8), 0)->named_parameters();
   for (const char* key :
-       {"features.conv0.weight", "features.norm0.weight",
-        "features.denseblock1.denselayer1.norm1.weight",
+       {"features.conv0.weight", "features.denseblock1.denselayer1.norm1.weight",
         "features.denseblock4.denselayer16.conv2.weight", "features.transition3.conv.weight",
         "features.norm5.bias", "classifier.weight"}) {
     EXPECT_TRUE(dense.contains(key)) << key;
@@ -262,16 +263,22 @@ TEST(ModelsTest, BatchNormAndLinearFollowTheirDefaults) {
   }
   EXPECT_EQ(ones, 8);    // VGG-11 has 8 conv-BN pairs
   EXPECT_EQ(zeros, 16);  // 8 BN biases + 8 conv biases
-  // Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+  // VGG's "classical init" (the reference's vgg.py): Linear N(0, 0.01), bias 0.
   auto params = model->named_parameters();
-  const double bound = 1.0 / std::sqrt(512.0);
   auto w = params["classifier.weight"];
-  EXPECT_LE(w.abs().max().item<double>(), bound);
-  EXPECT_GT(w.abs().max().item<double>(), 0.99 * bound);
-  EXPECT_NEAR(w.std().item<double>(), bound / std::sqrt(3.0), 0.05 * bound);
-  auto b = params["classifier.bias"];
-  EXPECT_LE(b.abs().max().item<double>(), bound);
-  EXPECT_GT(b.abs().max().item<double>(), 0.5 * bound);
+  EXPECT_NEAR(w.std().item<double>(), 0.01, 0.001);
+  EXPECT_NEAR(w.mean().item<double>(), 0.0, 0.001);
+  EXPECT_EQ(params["classifier.bias"].abs().max().item<double>(), 0.0);
+  // ResNet keeps torch's default Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+  auto resnet = make_model(spec_of("resnet18", 64), 0)->named_parameters();
+  const double bound = 1.0 / std::sqrt(512.0);
+  auto rw = resnet["fc.weight"];
+  EXPECT_LE(rw.abs().max().item<double>(), bound);
+  EXPECT_GT(rw.abs().max().item<double>(), 0.99 * bound);
+  EXPECT_NEAR(rw.std().item<double>(), bound / std::sqrt(3.0), 0.05 * bound);
+  auto rb = resnet["fc.bias"];
+  EXPECT_LE(rb.abs().max().item<double>(), bound);
+  EXPECT_GT(rb.abs().max().item<double>(), 0.5 * bound);
 }
 
 TEST(ModelsTest, SameSeedSameWeightsDifferentSeedDifferentWeights) {
@@ -337,6 +344,26 @@ TEST(ModelsTest, BadSpecsThrowUserErrorNamingTheProblem) {
   EXPECT_THROW(make_model(spec_of("resnet18", 8, 0), 0), UserError);
   EXPECT_THROW(make_model(spec_of("vgg11", 8, 3, 0), 0), UserError);
   EXPECT_THROW(make_model(spec_of("densenet121", 1), 0), UserError);  // growth rate 0
+}
+
+// Each family starts as the reference's model code initializes it (models/zoo.h): the spread of
+// the weights tells fan_in from fan_out and N(0, 0.01) from the uniform default.
+TEST(ModelsTest, FamiliesInitializeAsTheReference) {
+  auto std_of = [](const torch::Tensor& t) { return t.std().item<double>(); };
+  auto dense = make_model(spec_of("densenet121", 64), 0)->named_parameters();
+  // denselayer1.conv1: 1x1 from 64 to 128 channels; fan_in 64, fan_out 128.
+  EXPECT_NEAR(std_of(dense["features.denseblock1.denselayer1.conv1.weight"]), std::sqrt(2.0 / 64), 0.01);
+  EXPECT_EQ(dense["classifier.bias"].abs().max().item<double>(), 0.0);
+  EXPECT_FALSE(dense.contains("features.norm0.weight")) << "the CIFAR stem is conv0 alone";
+  EXPECT_NEAR(std_of(dense["classifier.weight"]), 1.0 / std::sqrt(3.0 * 1024), 0.003);  // U(+-1/sqrt(fan_in))
+  auto vgg = make_model(spec_of("vgg16", 64), 0)->named_parameters();
+  EXPECT_NEAR(std_of(vgg["classifier.weight"]), 0.01, 0.001);
+  EXPECT_EQ(vgg["classifier.bias"].abs().max().item<double>(), 0.0);
+  EXPECT_EQ(vgg["features.0.bias"].abs().max().item<double>(), 0.0);
+  auto resnet = make_model(spec_of("resnet18", 64), 0)->named_parameters();
+  // layer2.0.conv1: 3x3 from 64 to 128; fan_out 1152 (fan_in would be 576).
+  EXPECT_NEAR(std_of(resnet["layer2.0.conv1.weight"]), std::sqrt(2.0 / 1152), 0.002);
+  EXPECT_GT(resnet["fc.bias"].abs().max().item<double>(), 0.0);
 }
 
 }  // namespace

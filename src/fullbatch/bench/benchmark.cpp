@@ -256,7 +256,7 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
     log("regularized step (hyp.grad_reg.block_strength=" + std::to_string(options.reg_strength) +
         ")");
     TrainerOptions o = base;
-    o.gradient.block_reg.strength = options.reg_strength;
+    o.gradient.reg.block_strength = options.reg_strength;
     Trainer reg(o, comm);
     reg.set_validation(false);
     nlohmann::json r = summarize(time_steps(reg, options.warmup, options.steps), flops_per_image);

@@ -11,10 +11,10 @@ ParameterSnapshot::~ParameterSnapshot() {
   if (!restored_) restore();
 }
 
-void ParameterSnapshot::perturb(const TensorList& v, const torch::Tensor& scale) {
+void ParameterSnapshot::add(const TensorList& v, double alpha) {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i)
-    params_[i].detach().add_((v[i] * scale.to(v[i].scalar_type())).to(params_[i].scalar_type()));
+    params_[i].detach().add_(v[i].to(params_[i].scalar_type()), alpha);
   restored_ = false;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
-// Moving the parameters away and back. The regularizer's finite differences, the full-gradient
-// penalty, sharpness and landscape analyses all evaluate the model at theta + s * v and must
-// then return to theta exactly. Subtracting the step again would not (float rounding), so the
-// parameters are copied aside first and copied back, bit for bit.
+// Moving the parameters away and back. The regularizer's finite differences, sharpness and
+// landscape analyses evaluate the model at theta + a * v and must then return to theta exactly.
+// Subtracting the step again would not (float rounding), so the parameters are copied aside
+// first and copied back, bit for bit.
 #include <torch/types.h>
 
 #include "fullbatch/common/tensor_list.h"
@@ -19,9 +19,9 @@ class ParameterSnapshot {
   ParameterSnapshot(const ParameterSnapshot&) = delete;
   ParameterSnapshot& operator=(const ParameterSnapshot&) = delete;
 
-  // params += v * scale, with scale a 0-dim tensor (no host synchronization); v is cast to each
-  // parameter's dtype after scaling.
-  void perturb(const TensorList& v, const torch::Tensor& scale);
+  // params += alpha * v as one fused operation per tensor (torch's add with alpha), as the
+  // reference perturbs; v is cast to each parameter's dtype first.
+  void add(const TensorList& v, double alpha);
   // params = saved copy, exactly.
   void restore();
 

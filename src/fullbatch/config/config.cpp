@@ -274,7 +274,7 @@ const std::vector<KeyDef>& key_table() {
       enum_key("hyp.grad_reg.implementation",
                "forward-differences, central-differences or double-backprop", true,
                [](C& c) -> auto& { return c.hyp.grad_reg.implementation; }),
-      int_key("hyp.sub_batch", "regularizer sub-block size (0 = whole block)", true,
+      int_key("hyp.sub_batch", "full batch: cut each block into max(n / sub_batch, 1) chunks (0 = whole)", true,
               [](C& c) -> auto& { return c.hyp.sub_batch; }, at_least(0)),
       float_key("hyp.grad_noise.additive", "additive Gaussian gradient noise scale", true,
                 [](C& c) -> auto& { return c.hyp.grad_noise.additive; }, at_least(0)),
@@ -495,10 +495,8 @@ void validate(const Config& c) {
   auto fail = [](const std::string& key, const std::string& why) {
     throw UserError("config key '" + key + "': " + why);
   };
-  if (c.hyp.sub_batch > 0 && c.hyp.sub_batch > c.data.batch_size)
-    fail("hyp.sub_batch", "sub-block " + std::to_string(c.hyp.sub_batch) +
-                              " is larger than the block (data.batch_size=" +
-                              std::to_string(c.data.batch_size) + ")");
+  if (c.hyp.train_stochastic && c.hyp.grad_reg.acc_strength > 0)
+    fail("hyp.grad_reg.acc_strength", "applies to full-batch training only (its direction is the full gradient)");
   if (c.hyp.train_stochastic && c.hyp.train_switch_stochastic > 0)
     fail("hyp.train_switch_stochastic", "needs hyp.train_stochastic=false (it switches to SGD)");
   if (c.hyp.train_semi_stochastic && c.data.fixed_augmentations == 0)

@@ -61,14 +61,14 @@ struct Config {
       double eps = 1e-2;
       GradRegImpl implementation = GradRegImpl::kForwardDifferences;
     } grad_reg;
-    int64_t sub_batch = 0;  // split each block for the regularizer; 0 = whole block
+    int64_t sub_batch = 128;  // a block is cut into max(n / sub_batch, 1) chunks; 0 = whole block
     struct GradNoise {
       double additive = 0.0;
       double multiplicative = 0.0;
     } grad_noise;
     double label_smoothing = 0.0;
     bool evaluate_ema = false;
-    double eval_ema_momentum = 0.995;
+    double eval_ema_momentum = 0.99;
     int64_t stop_at_full_training_accuracy = 0;  // stop after K steps at 100% train accuracy
   } hyp;
 

@@ -48,7 +48,7 @@ int64_t BlockSource::table_bytes() const {
 }
 
 Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t block_id,
-                         int64_t offset, int64_t block_size) const {
+                         int64_t offset, int64_t block_size, uint64_t draw) const {
   const auto device = data_.train.images.device();
   // non_blocking: no stream synchronization per block (see apply_crop_flip).
   torch::Tensor s = samples.to(device, torch::kInt64, /*non_blocking=*/true);
@@ -63,7 +63,8 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
   }
   torch::Tensor x = data_.train.images.index_select(0, s);
   if (options_.augment) {
-    auto gen = keyed_generator(options_.seed, Stream::kAugment, {step, block_id});
+    auto gen = draw == 0 ? keyed_generator(options_.seed, Stream::kAugment, {step, block_id})
+                         : keyed_generator(options_.seed, Stream::kAugment, {step, block_id, draw});
     const int64_t n = x.size(0);
     CropFlipParams p = draw_crop_flip(block_size < 0 ? n : block_size, options_.padding, gen);
     if (block_size >= 0)

@@ -38,9 +38,11 @@ class BlockSource {
   // `samples`: int64 indices (any device). Live augmentation is drawn from a generator keyed by
   // (seed, step, block), so a block's images depend only on which block of which step it is.
   // A rank holding a slice of a larger (global) block passes the slice's offset and the whole
-  // block's size, so its images get the same crops as in a single-process run.
+  // block's size, so its images get the same crops as in a single-process run. `draw` > 0 gives
+  // the same block another, independent augmentation (the acc_strength pre-pass draws anew, as
+  // the reference's second pass over its loader does).
   Block block(const torch::Tensor& samples, uint64_t step, uint64_t block_id, int64_t offset = 0,
-              int64_t block_size = -1) const;
+              int64_t block_size = -1, uint64_t draw = 0) const;
 
   // Bytes held for the fixed augmentation table (0 for live augmentation).
   int64_t table_bytes() const;

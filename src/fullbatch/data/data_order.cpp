@@ -19,10 +19,15 @@ std::vector<torch::Tensor> block_order(const OrderSettings& s, int64_t clock) {
     auto gen = keyed_generator(s.seed, Stream::kOrder, {static_cast<uint64_t>(clock), 0});
     order = at::randperm(s.num_samples, gen, options);
   } else if (s.permute_once) {
-    // The reference writes its N x augmented database in one shuffled order, so every block
-    // mixes rounds; the order is drawn once and never changes.
-    auto gen = keyed_generator(s.seed, Stream::kOrder, {~uint64_t{0}, 2});
-    order = at::randperm(s.num_samples, gen, options);
+    // The reference writes its N x augmented database round by round, each round shuffled on its
+    // own: a block holds images of one round (except where a block straddles two rounds).
+    const int64_t n = s.round_size > 0 ? s.round_size : s.num_samples;
+    std::vector<torch::Tensor> rounds;
+    for (int64_t r = 0; r * n < s.num_samples; ++r) {
+      auto gen = keyed_generator(s.seed, Stream::kOrder, {~uint64_t{0}, 3, static_cast<uint64_t>(r)});
+      rounds.push_back(at::randperm(std::min(n, s.num_samples - r * n), gen, options) + r * n);
+    }
+    order = torch::cat(rounds);
   } else {
     order = torch::arange(s.num_samples, options);
   }

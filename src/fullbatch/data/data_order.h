@@ -17,7 +17,10 @@ struct OrderSettings {
   bool with_replacement = false;         // SGD: every block drawn uniformly with replacement
   uint64_t seed = 0;
   int64_t first_sample = 0;              // a window [first, first + num) of the samples
-  bool permute_once = false;             // one fixed permutation for every clock (N x fixed data)
+  // N x fixed data: samples are rounds of `round_size` images; each round gets one permutation of
+  // its own, drawn once, and the rounds follow each other (as the reference writes its database).
+  bool permute_once = false;
+  int64_t round_size = 0;
 };
 
 int64_t num_blocks(const OrderSettings& settings);

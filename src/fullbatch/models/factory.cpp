@@ -10,22 +10,47 @@
 
 namespace fullbatch {
 namespace detail {
+namespace {
 
-void initialize_weights(torch::nn::Module& model, at::Generator gen) {
+void initialize_linear(torch::nn::LinearImpl& linear, InitScheme::Linear kind, at::Generator& gen) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(linear.weight.size(1)));
+  if (kind == InitScheme::Linear::kNormal001ZeroBias) {
+    linear.weight.normal_(0.0, 0.01, gen);
+  } else {
+    linear.weight.uniform_(-bound, bound, gen);
+  }
+  if (!linear.bias.defined()) return;
+  if (kind == InitScheme::Linear::kTorchDefault) {
+    linear.bias.uniform_(-bound, bound, gen);
+  } else {
+    linear.bias.zero_();
+  }
+}
+
+}  // namespace
+
+InitScheme init_scheme(const std::string& model_name) {
+  auto in = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), model_name) != names.end();
+  };
+  if (in(densenet_names())) return {true, InitScheme::Linear::kZeroBias};
+  if (in(vgg_names())) return {false, InitScheme::Linear::kNormal001ZeroBias};
+  return {false, InitScheme::Linear::kTorchDefault};
+}
+
+void initialize_weights(torch::nn::Module& model, const InitScheme& scheme, at::Generator gen) {
   torch::NoGradGuard no_grad;
   for (const auto& module : model.modules(/*include_self=*/true)) {
     if (auto* conv = module->as<torch::nn::Conv2d>()) {
       const auto& w = conv->weight;  // [out, in/groups, kh, kw]
-      const double fan_out = static_cast<double>(w.size(0) * w.size(2) * w.size(3));
-      w.normal_(0.0, std::sqrt(2.0 / fan_out), gen);
+      const int64_t fan = (scheme.conv_fan_in ? w.size(1) : w.size(0)) * w.size(2) * w.size(3);
+      w.normal_(0.0, std::sqrt(2.0 / static_cast<double>(fan)), gen);
       if (conv->bias.defined()) conv->bias.zero_();
     } else if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
       if (bn->weight.defined()) bn->weight.fill_(1.0);
       if (bn->bias.defined()) bn->bias.zero_();
     } else if (auto* linear = module->as<torch::nn::Linear>()) {
-      const double bound = 1.0 / std::sqrt(static_cast<double>(linear->weight.size(1)));
-      linear->weight.uniform_(-bound, bound, gen);
-      if (linear->bias.defined()) linear->bias.uniform_(-bound, bound, gen);
+      initialize_linear(*linear, scheme.linear, gen);
     }
   }
 }
@@ -96,7 +121,8 @@ ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   } else {
     check_model_name(spec.name);
   }
-  detail::initialize_weights(*model, keyed_generator(init_seed, Stream::kInit, {}));
+  detail::initialize_weights(*model, detail::init_scheme(spec.name),
+                             keyed_generator(init_seed, Stream::kInit, {}));
   if (spec.zero_init_residual) detail::zero_init_residual(*model);
   return model;
 }

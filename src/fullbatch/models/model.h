@@ -34,7 +34,7 @@ std::vector<std::string> model_names();
 void check_model_name(const std::string& name);
 
 // Builds the model and initializes every weight from a generator keyed by `init_seed`
-// (Kaiming-normal fan_out for convolutions, BN weight 1 bias 0, PyTorch's default for Linear).
+// with the family's initialization as the reference's model code does it (models/zoo.h).
 // Throws UserError for an unknown name or a bad width.
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed);
 

@@ -143,8 +143,9 @@ const std::map<std::string, DenseNetConfig>& densenet_table() {
 }
 
 // torchvision's layout and names (features.conv0, features.denseblock1.denselayer1.norm1, ...,
-// features.norm5, classifier) with the CIFAR stem: conv0 is a stride-1 3x3 conv and there is no
-// max-pool. model.width is the number of initial features; the growth rate scales with it.
+// features.norm5, classifier) with the reference's CIFAR stem: conv0, a stride-1 3x3 conv, alone
+// (no norm0, relu0 or max-pool; the first dense layer's norm1 is the first normalization).
+// model.width is the number of initial features; the growth rate scales with it.
 class DenseNet : public Classifier {
  public:
   DenseNet(const DenseNetConfig& config, const ModelSpec& spec, int64_t growth) {
@@ -153,8 +154,6 @@ class DenseNet : public Classifier {
     layers->push_back(
         "conv0",
         nn::Conv2d(nn::Conv2dOptions(spec.in_channels, channels, 3).padding(1).bias(false)));
-    layers->push_back("norm0", nn::BatchNorm2d(channels));
-    layers->push_back("relu0", nn::ReLU(nn::ReLUOptions().inplace(true)));
     for (size_t i = 0; i < config.blocks.size(); ++i) {
       layers->push_back("denseblock" + std::to_string(i + 1),
                         DenseBlock(config.blocks[i], channels, growth, config.bn_size));

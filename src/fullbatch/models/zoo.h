@@ -30,9 +30,20 @@ ModelPtr build_densenet(const ModelSpec& spec);
 const std::vector<std::string>& simple_names();
 ModelPtr build_simple(const ModelSpec& spec);
 
-// Kaiming-normal (fan_out, relu) for convolutions, BN weight 1 bias 0, PyTorch's default uniform
-// for Linear; every draw comes from `gen` in module registration order.
-void initialize_weights(torch::nn::Module& model, at::Generator gen);
+// How a family initializes its weights, as the reference's model code does:
+//   ResNet (and the small CNN): convolutions Kaiming-normal fan_out, Linear torch's default;
+//   DenseNet: convolutions Kaiming-normal fan_in, Linear weight torch's default, bias 0;
+//   VGG ("classical init"): convolutions Kaiming-normal fan_out with bias 0, Linear N(0, 0.01),
+//   bias 0.
+// BatchNorm is weight 1, bias 0 everywhere.
+struct InitScheme {
+  bool conv_fan_in = false;
+  enum class Linear { kTorchDefault, kZeroBias, kNormal001ZeroBias } linear = Linear::kTorchDefault;
+};
+InitScheme init_scheme(const std::string& model_name);
+
+// Every draw comes from `gen` in module registration order.
+void initialize_weights(torch::nn::Module& model, const InitScheme& scheme, at::Generator gen);
 void zero_init_residual(torch::nn::Module& model);
 
 }  // namespace fullbatch::detail

@@ -22,12 +22,12 @@ struct NoiseSettings {
   bool any() const { return additive > 0 || multiplicative > 0; }
 };
 
-// Scales `tensors` in place to norm `max_norm` when their norm exceeds it. Returns the norm
-// before clipping (0-dim tensor). No host synchronization.
+// Scales `tensors` in place by min(1, max_norm / (norm + 1e-6)), the reference's clipping.
+// Returns the norm before clipping (0-dim tensor). No host synchronization.
 torch::Tensor clip_to_norm(TensorList& tensors, double max_norm, double norm_type = 2.0);
 
-// Gaussian gradient noise (multiplicative first, then additive), drawn from `gen` on the CPU so
-// the draw does not depend on the device.
+// Gaussian gradient noise, additive on every tensor first, then multiplicative (the reference's
+// order), drawn from `gen` on the CPU so the draw does not depend on the device.
 void add_gradient_noise(TensorList& grads, const NoiseSettings& noise, at::Generator& gen);
 
 }  // namespace fullbatch

@@ -18,55 +18,76 @@ TensorList fill_unused(TensorList grads, const TensorList& params) {
   return grads;
 }
 
-// <g, v> over all tensors, kept in the graph of g.
-torch::Tensor dot_with(const TensorList& g, const TensorList& v, const torch::TensorOptions& options) {
-  torch::Tensor dot = torch::zeros({}, options);
-  for (size_t i = 0; i < g.size(); ++i)
-    if (g[i].defined()) dot = dot + (g[i] * v[i].detach()).sum();
-  return dot;
-}
-
-// The gradient at theta + scale * v, parameters restored exactly afterwards.
-TensorList gradient_at_offset(const std::function<TensorList()>& gradient, const TensorList& params,
-                              const TensorList& v, const torch::Tensor& scale) {
-  ParameterSnapshot snapshot(params);
-  snapshot.perturb(v, scale);
-  TensorList g = gradient();
-  snapshot.restore();
-  return g;
-}
-
-// g += (lr / 4) * H v with H v by differences of `gradient` along v: the one finite-difference
-// recipe of every form of the penalty. g is the gradient at the current parameters.
-void add_penalty_by_differences(TensorList& g, const std::function<TensorList()>& gradient,
-                                const TensorList& params, const TensorList& v, double lr,
-                                const GradRegSettings& s) {
-  torch::Tensor v_norm;
-  torch::Tensor eps_n;
-  torch::Tensor inv;
-  {
-    torch::NoGradGuard no_grad;
-    v_norm = global_norm(v).to(params[0].scalar_type());
-    // A zero direction has no curvature to probe; eps_n would be inf.
-    eps_n = torch::where(v_norm > 0, s.eps / v_norm, torch::zeros_like(v_norm));
-    inv = torch::where(eps_n > 0, (lr / 4.0) / eps_n, torch::zeros_like(eps_n));
+// d<g, v>/d theta = H v, with g a gradient still in its graph (parameters it does not reach
+// contribute nothing).
+TensorList hessian_times(const TensorList& g, const TensorList& params, const TensorList& v,
+                         bool retain_graph) {
+  TensorList outputs, directions, inputs;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!g[i].defined() || !g[i].requires_grad()) continue;
+    outputs.push_back(g[i]);
+    directions.push_back(v[i].detach().to(g[i].scalar_type()));
   }
-  torch::AutoGradMode enable_grad(true);
-  TensorList plus = gradient_at_offset(gradient, params, v, eps_n);
-  if (s.implementation == GradRegImpl::kCentralDifferences) {
-    TensorList minus = gradient_at_offset(gradient, params, v, -eps_n);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] + (plus[i] - minus[i]) * (0.5 * inv);
-  } else {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] + (plus[i] - g[i]) * inv;
-  }
+  TensorList hv = torch::autograd::grad(outputs, params, directions, retain_graph,
+                                        /*create_graph=*/false, /*allow_unused=*/true);
+  return fill_unused(std::move(hv), params);
 }
 
-TensorList scaled(const TensorList& tensors, double factor) {
+TensorList gradient_at_current(const BlockForward& forward, const TensorList& params) {
+  return fill_unused(grad_of(forward().loss, params, false), params);
+}
+
+// The direction alpha * g + beta * G, in the gradients' dtype.
+TensorList direction(const TensorList& g, const TensorList& full_gradient, const GradRegSettings& s) {
   torch::NoGradGuard no_grad;
+  TensorList v;
+  for (size_t i = 0; i < g.size(); ++i) {
+    torch::Tensor vi = g[i] * s.block_strength;
+    if (s.full_strength != 0.0) vi = vi.add(full_gradient[i].to(vi.scalar_type()), s.full_strength);
+    v.push_back(vi);
+  }
+  return v;
+}
+
+// H v by differences of gradients along v (forward or central), as the reference computes it.
+TensorList hessian_by_differences(const BlockForward& forward, const TensorList& params,
+                                  const TensorList& g, const TensorList& v, double eps_n,
+                                  GradRegImpl implementation) {
+  ParameterSnapshot snapshot(params);
+  TensorList vhp;
+  if (implementation == GradRegImpl::kCentralDifferences) {
+    snapshot.add(v, 0.5 * eps_n);
+    TensorList plus = gradient_at_current(forward, params);
+    snapshot.add(v, -eps_n);  // from the plus point, as the reference steps
+    TensorList minus = gradient_at_current(forward, params);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < g.size(); ++i) vhp.push_back((plus[i] - minus[i]).div_(eps_n));
+  } else {
+    snapshot.add(v, eps_n);
+    TensorList moved = gradient_at_current(forward, params);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < g.size(); ++i) vhp.push_back((moved[i] - g[i]).div_(eps_n));
+  }
+  snapshot.restore();
+  return vhp;
+}
+
+// eps / ||v|| as the reference computes it: per-tensor sums of squares, stacked, summed, sqrt, in
+// the gradients' dtype, then torch's scalar / tensor (the reciprocal times eps); 0 for v = 0.
+double normalized_step(const TensorList& v, double eps) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> squares;
+  for (const auto& t : v) squares.push_back(t.pow(2).sum());
+  const torch::Tensor norm = torch::stack(squares).sum().sqrt();
+  if (norm.item<double>() == 0.0) return 0.0;
+  return (torch::reciprocal(norm) * eps).item<double>();
+}
+
+TensorList detached_or_zero(const TensorList& g, const TensorList& params) {
   TensorList out;
-  for (const auto& t : tensors) out.push_back(t * factor);
+  for (size_t i = 0; i < g.size(); ++i)
+    out.push_back(g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]));
   return out;
 }
 
@@ -81,49 +102,43 @@ BlockGradient block_gradient(const BlockForward& forward, const TensorList& para
 TensorList exact_hessian_vector_product(const BlockForward& forward, const TensorList& params,
                                         const TensorList& v) {
   ForwardResult out = forward();
-  TensorList g = grad_of(out.loss, params, /*create_graph=*/true);
-  return fill_unused(grad_of(dot_with(g, v, params[0].options()), params, false), params);
+  return hessian_times(grad_of(out.loss, params, /*create_graph=*/true), params, v, false);
 }
 
 BlockGradient regularized_block_gradient(const BlockForward& forward, const TensorList& params,
-                                         double lr, const GradRegSettings& s) {
-  if (s.strength == 0.0 || lr == 0.0) return block_gradient(forward, params);
-  const double factor = lr / 4.0;
+                                         double lr, const GradRegSettings& s,
+                                         const TensorList& full_gradient) {
+  if (!s.on()) return block_gradient(forward, params);
+  const double correction = lr / 4.0;
 
   if (s.implementation == GradRegImpl::kDoubleBackprop) {
-    // One pass gives both g and H (alpha g): v depends on g, so it must be this pass's g.
+    // One pass gives g and, through its graph, H g and H G (the reference's "autograd").
     ForwardResult out = forward();
     TensorList g = grad_of(out.loss, params, /*create_graph=*/true);
-    TensorList v;
-    for (const auto& gi : g) v.push_back(gi.defined() ? s.strength * gi.detach() : gi);
-    TensorList hv = fill_unused(grad_of(dot_with(g, v, params[0].options()), params, false), params);
-    TensorList result;
-    for (size_t i = 0; i < params.size(); ++i)
-      result.push_back(g[i].defined() ? (g[i].detach() + factor * hv[i]) : factor * hv[i]);
+    const bool both = s.full_strength != 0.0;
+    TensorList result = detached_or_zero(g, params);
+    TensorList hg = hessian_times(g, params, result, /*retain_graph=*/both);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < result.size(); ++i) result[i] = result[i].add(hg[i], correction * s.block_strength);
+    if (both) {
+      torch::AutoGradMode enable(true);
+      TensorList hG = hessian_times(g, params, full_gradient, false);
+      torch::NoGradGuard inner;
+      for (size_t i = 0; i < result.size(); ++i) result[i] = result[i].add(hG[i], correction * s.full_strength);
+    }
     return {std::move(result), out.loss.detach(), out.logits.detach()};
   }
 
   BlockGradient base = block_gradient(forward, params);
-  const TensorList v = scaled(base.grads, s.strength);
-  auto gradient = [&] { return fill_unused(grad_of(forward().loss, params, false), params); };
-  add_penalty_by_differences(base.grads, gradient, params, v, lr, s);
+  const TensorList v = direction(base.grads, full_gradient, s);
+  const double eps_n = normalized_step(v, s.eps);
+  // A zero direction has no curvature to probe (the reference would divide by zero).
+  if (eps_n == 0.0) return base;
+  torch::AutoGradMode enable_grad(true);
+  const TensorList vhp = hessian_by_differences(forward, params, base.grads, v, eps_n, s.implementation);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < base.grads.size(); ++i) base.grads[i] = base.grads[i].add(vhp[i], correction);
   return base;
-}
-
-void regularize_full_gradient(TensorList& full_gradient, const FullGradient& gradient,
-                              const FullHessianVector& hessian_vector, const TensorList& params,
-                              double lr, const GradRegSettings& s) {
-  if (s.strength == 0.0 || lr == 0.0) return;
-  const TensorList v = scaled(full_gradient, s.strength);
-  if (global_norm(v).item<double>() == 0.0) return;
-  if (s.implementation == GradRegImpl::kDoubleBackprop) {
-    const TensorList hv = hessian_vector(v);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < full_gradient.size(); ++i)
-      full_gradient[i] = full_gradient[i] + (lr / 4.0) * hv[i].to(full_gradient[i].scalar_type());
-    return;
-  }
-  add_penalty_by_differences(full_gradient, gradient, params, v, lr, s);
 }
 
 }  // namespace fullbatch

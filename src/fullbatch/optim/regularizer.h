@@ -1,19 +1,19 @@
 #pragma once
 // The paper's gradient-norm penalty, in every form, in one place.
 //
-// The regularized loss is L(theta) + (lr / 4) * alpha * ||grad L(theta)||^2, whose gradient is
-//   g + (lr / 4) * alpha * H g          (g the gradient, H the Hessian).
-// H g is the Hessian-vector product along v = alpha g, obtained by the implementation asked for:
+// For a chunk of a block (hyp.sub_batch) with gradient g, the reference implementation adds
+//   (lr / 4) * H v,   v = alpha * g + beta * G
+// where H is the chunk's Hessian, alpha = hyp.grad_reg.block_strength, and G the full gradient
+// of a plain pre-pass over the step's blocks, beta = hyp.grad_reg.acc_strength. H v comes from
+// the implementation asked for, with eps_n = eps / ||v||:
 //   forward differences   (g(theta + eps_n v) - g(theta)) / eps_n
-//   central differences   (g(theta + eps_n v) - g(theta - eps_n v)) / (2 eps_n)
+//   central differences   (g(theta + eps_n v / 2) - g(theta - eps_n v / 2)) / eps_n
 //   double backprop       exact: the gradient of <g, v> (the tests' oracle)
-// with eps_n = eps / ||v||. The penalty applies to three things, all through the functions below:
-//   a block, or a sub-block of it (hyp.grad_reg.block_strength, hyp.sub_batch):
-//       regularized_block_gradient, g from one forward pass of the block;
-//   the full gradient (hyp.grad_reg.acc_strength): regularize_full_gradient, where "the gradient
-//       at theta" is a whole pass over the step's blocks and H is the Hessian of the full loss.
-// Perturbed passes run in training mode (they move BatchNorm statistics, as the paper's runs
-// did); the parameters are restored bit for bit from a copy (common/param_snapshot.h).
+// Operation for operation as the reference: the perturbation is one fused add with alpha eps_n,
+// the difference is divided by eps_n, and the term is added with alpha lr / 4; the minus point
+// of central differences is reached from the plus point. The perturbed passes run in training
+// mode (they move BatchNorm statistics) even at lr 0, as the reference's do; the parameters are
+// restored bit for bit from a copy (common/param_snapshot.h).
 #include <torch/types.h>
 
 #include <functional>
@@ -31,9 +31,12 @@ struct ForwardResult {
 using BlockForward = std::function<ForwardResult()>;
 
 struct GradRegSettings {
-  double strength = 0.0;  // alpha (block_strength) or beta (acc_strength)
+  double block_strength = 0.0;  // alpha
+  double full_strength = 0.0;   // beta (acc_strength), along the pre-pass full gradient G
   double eps = 1e-2;
   GradRegImpl implementation = GradRegImpl::kForwardDifferences;
+
+  bool on() const { return block_strength != 0.0 || full_strength != 0.0; }
 };
 
 struct BlockGradient {
@@ -42,24 +45,14 @@ struct BlockGradient {
   torch::Tensor logits;  // of the unperturbed pass
 };
 
-// The plain gradient of one block.
+// The plain gradient of one pass.
 BlockGradient block_gradient(const BlockForward& forward, const TensorList& params);
 
-// The block's gradient with the penalty (the plain gradient when strength or lr is 0).
+// The chunk's gradient with the penalty (the plain gradient when the penalty is off).
+// `full_gradient` is G, needed only when full_strength is not 0.
 BlockGradient regularized_block_gradient(const BlockForward& forward, const TensorList& params,
-                                         double lr, const GradRegSettings& settings);
-
-// The gradient of the full loss at the current parameters (a pass over every block of the step).
-using FullGradient = std::function<TensorList()>;
-// H v for the Hessian of the full loss at the current parameters, exactly.
-using FullHessianVector = std::function<TensorList(const TensorList& v)>;
-
-// The penalty on the full gradient G: G += (lr / 4) * beta * H G, H by the implementation asked
-// for (`gradient` for differences, `hessian_vector` for double backprop). No-op when the
-// strength, lr or G is 0.
-void regularize_full_gradient(TensorList& full_gradient, const FullGradient& gradient,
-                              const FullHessianVector& hessian_vector, const TensorList& params,
-                              double lr, const GradRegSettings& settings);
+                                         double lr, const GradRegSettings& settings,
+                                         const TensorList& full_gradient = {});
 
 // Hessian-vector product H v of one pass's loss at the current parameters, by double backprop.
 TensorList exact_hessian_vector_product(const BlockForward& forward, const TensorList& params,

@@ -22,9 +22,12 @@ void WeightAverage::update() {
   const std::vector<torch::Tensor> live = targets();
   for (size_t i = 0; i < live.size(); ++i) {
     if (live[i].is_floating_point()) {
-      average_[i].mul_(momentum_).add_(live[i].detach(), 1.0 - momentum_);
+      average_[i].copy_(momentum_ * average_[i] + (1.0 - momentum_) * live[i].detach());
     } else {
-      average_[i].copy_(live[i]);
+      // As the reference: integer buffers (BatchNorm's batch counter) are averaged in floating
+      // point and truncated back.
+      average_[i].copy_(momentum_ * average_[i].to(torch::kFloat32) +
+                        (1.0 - momentum_) * live[i].to(torch::kFloat32));
     }
   }
 }

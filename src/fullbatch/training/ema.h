@@ -15,8 +15,8 @@ class WeightAverage {
   // Starts at the model's current parameters and buffers.
   WeightAverage(torch::nn::Module& model, double momentum);
 
-  // avg = m * avg + (1 - m) * live for parameters and float buffers; integer buffers (BatchNorm's
-  // batch counter) are copied.
+  // avg = m * avg + (1 - m) * live for parameters and every buffer (integer ones truncated), as
+  // the reference: after every full-batch step, or once per SGD epoch.
   void update();
 
   // Puts the average into the model until destroyed, then the live weights back, bit for bit.

@@ -23,8 +23,11 @@ Evaluation evaluate_model(Classifier& model, const Dataset& data, const EvalOpti
     {
       AutocastScope autocast(execution.device, execution.autocast);
       logits = model.forward(block.inputs).to(torch::kFloat32);
+      // As the reference: the sum of the two softmax outputs stands in for the logits (its
+      // argmax decides, and the reported loss is the cross-entropy of it).
       if (options.test_time_flips)
-        logits = 0.5 * (logits + model.forward(block.inputs.flip({3})).to(torch::kFloat32));
+        logits = torch::softmax(logits, 1) +
+                 torch::softmax(model.forward(block.inputs.flip({3})).to(torch::kFloat32), 1);
     }
     loss_sum += torch::nn::functional::cross_entropy(
         logits, block.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));

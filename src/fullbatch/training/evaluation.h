@@ -1,6 +1,7 @@
 #pragma once
 // Evaluation on the test set: loss and accuracy of a model in eval mode (BatchNorm running
-// statistics), optionally with test-time flips, the test chunks shared over ranks. A free
+// statistics), optionally with test-time flips (the reference's sum of the softmax outputs of the
+// image and its mirror), the test chunks shared over ranks. A free
 // function of (model, data), so saved weights are evaluated without building a trainer.
 #include <cstdint>
 

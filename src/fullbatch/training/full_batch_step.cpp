@@ -1,6 +1,9 @@
-// The full-batch step, as the paper writes it: the full gradient is the mean of the gradients
-// of fixed blocks (each block's own penalty and clipping applied), the full gradient itself may
-// be penalized, then it is clipped and noised, and the optimizer takes one step.
+// The full-batch step, as the paper and its reference implementation compute it:
+//   1. (acc_strength only) G, the mean gradient of a plain pre-pass over the step's blocks;
+//   2. the full gradient: the mean over every chunk of every block (hyp.sub_batch) of the chunk's
+//      gradient with its penalty (optim/regularizer.h) and its own clipping (hyp.batch_clip);
+//   3. the full gradient's norm is recorded, then it is clipped and noised;
+//   4. one optimizer step (weight decay is added there, never clipped), the EMA follows.
 #include <torch/torch.h>
 
 #include "fullbatch/common/rng.h"
@@ -13,10 +16,12 @@ namespace fullbatch {
 StepRecord Trainer::full_batch_step(int64_t step, double lr) {
   model_->train();
   const std::vector<torch::Tensor> blocks = block_order(order_settings(step), step);
-  BlockStats stats = accumulate_full_gradient(step, lr, blocks);
-  if (options_.gradient.full_reg.strength > 0 && lr > 0) regularize_full_gradient(step, lr, blocks);
+  const TensorList full_gradient = options_.gradient.reg.full_strength != 0.0
+                                       ? prepass_full_gradient(step, blocks)
+                                       : TensorList{};
+  BlockStats stats = accumulate_full_gradient(step, lr, blocks, full_gradient);
   StepRecord record;
-  record.grad_norm = clip_and_add_noise(step);
+  record.grad_norm = clip_and_add_noise(step, /*full_batch=*/true);
   optimizer_->step(lr);
   if (ema_) ema_->update();
 
@@ -30,7 +35,8 @@ StepRecord Trainer::full_batch_step(int64_t step, double lr) {
 
 // Zeroes the gradient, adds weight 1/B times each of this rank's blocks, sums over ranks.
 Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
-                                                      const std::vector<torch::Tensor>& blocks) {
+                                                      const std::vector<torch::Tensor>& blocks,
+                                                      const TensorList& full_gradient) {
   zero_grads();
   const double weight = 1.0 / static_cast<double>(blocks.size());
   BlockStats stats = zero_stats();
@@ -38,19 +44,23 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
     // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
-    accumulate_block(block, lr, weight, stats);
+    accumulate_block(block, lr, weight, stats, /*full_batch=*/true, full_gradient);
   }
   TensorList grads = gradient_buffers();
   comm_->all_reduce_sum(grads);
   return stats;
 }
 
-void Trainer::accumulate_block(const Block& block, double lr, double weight, BlockStats& stats) {
+// Adds `weight` times the block's gradient. Full batch: the mean over the block's chunks, each
+// penalized and clipped on its own. SGD (full_batch false): the batch whole, penalized, as the
+// reference's SGD loop does (no chunks, no batch_clip).
+void Trainer::accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
+                               bool full_batch, const TensorList& full_gradient) {
   const GradientOptions& g = options_.gradient;
   const int64_t n = block.labels.size(0);
-  const bool per_block = g.block_reg.strength > 0 || g.clip.block_max_norm > 0 ||
-                         (g.sub_batch > 0 && g.sub_batch < n) || !accumulator_.empty();
-  if (!per_block) {
+  const int64_t chunks = full_batch && g.sub_batch > 0 ? std::max<int64_t>(n / g.sub_batch, 1) : 1;
+  const bool clip_chunks = full_batch && g.clip.block_max_norm > 0;
+  if (!g.reg.on() && !clip_chunks && chunks == 1 && accumulator_.empty()) {
     // The fast path: autograd accumulates weight * block gradient straight into .grad.
     ForwardResult out = forward(block.inputs, block.labels);
     (out.loss * weight).backward();
@@ -58,97 +68,67 @@ void Trainer::accumulate_block(const Block& block, double lr, double weight, Blo
     stats.correct += out.logits.detach().argmax(1).eq(block.labels).sum();
     return;
   }
-  TensorList block_grad = block_gradient_with_penalty(block, lr, stats);
-  torch::NoGradGuard no_grad;
-  if (g.clip.block_max_norm > 0) {
-    torch::Tensor norm = clip_to_norm(block_grad, g.clip.block_max_norm, g.clip.norm_type);
-    stats.clipped += norm.item<double>() > g.clip.block_max_norm ? 1 : 0;
+  // torch.chunk's split: pieces of ceil(n / chunks), possibly fewer than asked for.
+  const std::vector<torch::Tensor> xs = block.inputs.chunk(chunks, 0);
+  const std::vector<torch::Tensor> ys = block.labels.chunk(chunks, 0);
+  const double share = 1.0 / static_cast<double>(xs.size());
+  for (size_t c = 0; c < xs.size(); ++c) {
+    BlockGradient part = regularized_block_gradient([&] { return forward(xs[c], ys[c]); }, params_,
+                                                    lr, g.reg, full_gradient);
+    torch::NoGradGuard no_grad;
+    if (clip_chunks) {
+      torch::Tensor norm = clip_to_norm(part.grads, g.clip.block_max_norm, g.clip.norm_type);
+      stats.clipped += norm.item<double>() > g.clip.block_max_norm ? 1 : 0;
+    }
+    add_to_gradient(part.grads, weight * share);
+    stats.loss_sum += part.loss * share;
+    stats.correct += part.logits.argmax(1).eq(ys[c]).sum();
   }
+}
+
+void Trainer::add_to_gradient(const TensorList& grads, double weight) {
+  torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!accumulator_.empty()) {
-      accumulator_[i].add_(block_grad[i].to(torch::kFloat64), weight);
+      accumulator_[i].add_(grads[i].to(torch::kFloat64), weight);
     } else {
-      params_[i].mutable_grad().add_(block_grad[i], weight);
+      params_[i].mutable_grad().add_(grads[i], weight);
     }
   }
 }
 
-// The block's gradient as the share-weighted mean of its sub-blocks' penalized gradients
-// (hyp.sub_batch; one sub-block when 0).
-TensorList Trainer::block_gradient_with_penalty(const Block& block, double lr, BlockStats& stats) {
-  const int64_t n = block.labels.size(0);
-  const int64_t sub = options_.gradient.sub_batch > 0 ? std::min(options_.gradient.sub_batch, n) : n;
-  TensorList block_grad;
-  for (int64_t begin = 0; begin < n; begin += sub) {
-    const int64_t end = std::min(n, begin + sub);
-    const double share = static_cast<double>(end - begin) / static_cast<double>(n);
-    torch::Tensor x = block.inputs.slice(0, begin, end);
-    torch::Tensor y = block.labels.slice(0, begin, end);
-    BlockGradient part = regularized_block_gradient([&] { return forward(x, y); }, params_, lr,
-                                                    options_.gradient.block_reg);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < part.grads.size(); ++i) {
-      if (block_grad.size() <= i) {
-        block_grad.push_back(part.grads[i] * share);
-      } else {
-        block_grad[i].add_(part.grads[i], share);
-      }
-    }
-    stats.loss_sum += part.loss * share;
-    stats.correct += part.logits.argmax(1).eq(y).sum();
-  }
-  return block_grad;
-}
-
-// hyp.grad_reg.acc_strength: the penalty on the full gradient G. "The gradient at theta" is
-// another pass over the same blocks (same augmentations: keyed by step and block).
-void Trainer::regularize_full_gradient(int64_t step, double lr,
-                                       const std::vector<torch::Tensor>& blocks) {
-  TensorList g = clone_detached(gradient_buffers());
-  auto gradient = [&] {
-    accumulate_full_gradient(step, lr, blocks);
-    return clone_detached(gradient_buffers());
-  };
-  auto hessian_vector = [&](const TensorList& v) {
-    return full_hessian_vector_product(step, blocks, v);
-  };
-  ::fullbatch::regularize_full_gradient(g, gradient, hessian_vector, params_, lr,
-                                        options_.gradient.full_reg);
-  torch::NoGradGuard no_grad;
-  TensorList buffers = gradient_buffers();
-  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(g[i]);
-}
-
-// H v for the Hessian of the full loss (the mean block loss), exactly: each block's double
-// backprop, weighted 1/B, summed over ranks.
-TensorList Trainer::full_hessian_vector_product(int64_t step, const std::vector<torch::Tensor>& blocks,
-                                                const TensorList& v) {
-  TensorList v_params;
-  for (size_t i = 0; i < v.size(); ++i) v_params.push_back(v[i].to(params_[i].scalar_type()));
+// hyp.grad_reg.acc_strength: G, the mean plain gradient over the step's blocks (each clipped by
+// hyp.batch_clip), from a pass of its own with a new augmentation draw, as the reference's
+// second pass over its loader. The pass runs in training mode (BatchNorm statistics move).
+TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks) {
+  zero_grads();
   const double weight = 1.0 / static_cast<double>(blocks.size());
-  TensorList total;
-  for (const auto& p : params_) total.push_back(torch::zeros_like(p));
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
-    TensorList hv = exact_hessian_vector_product(
-        [&] { return forward(block.inputs, block.labels); }, params_, v_params);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < total.size(); ++i) total[i].add_(hv[i], weight);
+    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, /*draw=*/1);
+    BlockGradient g = block_gradient([&] { return forward(block.inputs, block.labels); }, params_);
+    if (options_.gradient.clip.block_max_norm > 0)
+      clip_to_norm(g.grads, options_.gradient.clip.block_max_norm, options_.gradient.clip.norm_type);
+    add_to_gradient(g.grads, weight);
   }
-  comm_->all_reduce_sum(total);
-  return total;
+  TensorList grads = gradient_buffers();
+  comm_->all_reduce_sum(grads);
+  TensorList full = clone_detached(grads);
+  zero_grads();
+  return full;
 }
 
-// Norm (returned, before clipping), clipping and noise of the reduced full gradient.
-double Trainer::clip_and_add_noise(int64_t noise_key) {
+// Norm (returned, before clipping), clipping and, in full-batch mode, noise of the reduced
+// gradient. SGD clips with the l2 norm (torch's clip_grad_norm_) and adds no noise, as the
+// reference's SGD loop.
+double Trainer::clip_and_add_noise(int64_t step, bool full_batch) {
   const GradientOptions& g = options_.gradient;
   torch::NoGradGuard no_grad;
   TensorList grads = gradient_buffers();
   torch::Tensor norm = global_norm(grads, 2.0);
-  if (g.clip.max_norm > 0) clip_to_norm(grads, g.clip.max_norm, g.clip.norm_type);
-  if (g.noise.any()) {
-    auto gen = keyed_generator(options_.seed, Stream::kNoise, {static_cast<uint64_t>(noise_key)});
+  if (g.clip.max_norm > 0) clip_to_norm(grads, g.clip.max_norm, full_batch ? g.clip.norm_type : 2.0);
+  if (full_batch && g.noise.any()) {
+    auto gen = keyed_generator(options_.seed, Stream::kNoise, {static_cast<uint64_t>(step)});
     add_gradient_noise(grads, g.noise, gen);
   }
   if (!accumulator_.empty())

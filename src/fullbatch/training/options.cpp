@@ -18,8 +18,8 @@ TrainerOptions trainer_options(const Config& c) {
   o.sgd = {c.hyp.optim.momentum, c.hyp.optim.weight_decay, c.hyp.optim.nesterov};
   o.schedule = {c.hyp.optim.lr, c.hyp.warmup, c.hyp.scheduler, c.hyp.steps};
   GradientOptions& g = o.gradient;
-  g.block_reg = {c.hyp.grad_reg.block_strength, c.hyp.grad_reg.eps, c.hyp.grad_reg.implementation};
-  g.full_reg = {c.hyp.grad_reg.acc_strength, c.hyp.grad_reg.eps, c.hyp.grad_reg.implementation};
+  g.reg = {c.hyp.grad_reg.block_strength, c.hyp.grad_reg.acc_strength, c.hyp.grad_reg.eps,
+           c.hyp.grad_reg.implementation};
   g.sub_batch = c.hyp.sub_batch;
   g.clip = {c.hyp.grad_clip, c.hyp.grad_clip_norm, c.hyp.batch_clip};
   g.noise = {c.hyp.grad_noise.additive, c.hyp.grad_noise.multiplicative};

@@ -29,9 +29,8 @@ struct OrderOptions {
 
 // What is done to each block's gradient and to the full gradient.
 struct GradientOptions {
-  GradRegSettings block_reg;  // hyp.grad_reg.block_strength, eps, implementation
-  GradRegSettings full_reg;   // hyp.grad_reg.acc_strength, eps, implementation
-  int64_t sub_batch = 0;      // hyp.sub_batch: sub-blocks for the regularizer; 0 = whole block
+  GradRegSettings reg;        // hyp.grad_reg.*: block_strength, acc_strength, eps, implementation
+  int64_t sub_batch = 128;    // hyp.sub_batch: a block is cut into max(n / sub_batch, 1) chunks
   ClipSettings clip;
   NoiseSettings noise;
   double label_smoothing = 0.0;

@@ -1,5 +1,7 @@
-// One epoch of mini-batch SGD, the baseline: a step per batch, the same block machinery (so the
-// penalty, clipping and noise knobs apply per batch as they would per block).
+// One epoch of mini-batch SGD, the baseline, as the reference's SGD loop: a step per batch with
+// the batch's (penalized) gradient and l2 clipping of it when hyp.grad_clip is set; no chunks,
+// no per-block clipping and no gradient noise; the learning rate and the EMA change once per
+// epoch.
 #include <torch/torch.h>
 
 #include "fullbatch/training/trainer.h"
@@ -18,14 +20,13 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
     Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
                                  per_rank * world);
-    accumulate_block(block, lr, 1.0 / world, stats);
+    accumulate_block(block, lr, 1.0 / world, stats, /*full_batch=*/false, {});
     TensorList grads = gradient_buffers();
     comm_->all_reduce_sum(grads);
-    // Noise for SGD steps is keyed by (epoch, batch) folded into one key.
-    record.grad_norm += clip_and_add_noise(epoch * 1000003 + static_cast<int64_t>(k));
+    record.grad_norm += clip_and_add_noise(epoch, /*full_batch=*/false);
     optimizer_->step(lr);
-    if (ema_) ema_->update();
   }
+  if (ema_) ema_->update();
   const StatTotals totals = reduce_stats(stats);
   const double steps = static_cast<double>(batches.size());
   const double images = steps * static_cast<double>(per_rank * world);

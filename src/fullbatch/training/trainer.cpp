@@ -7,6 +7,7 @@
 #include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
+#include "fullbatch/training/loss.h"
 #include "fullbatch/training/runtime.h"
 
 namespace fullbatch {
@@ -98,12 +99,14 @@ OrderSettings Trainer::order_settings(int64_t step) const {
   } else {
     s.batch_size = o.batch_size;
     s.permute_once = rounds > 0 && !o.shuffle;
+    s.round_size = data_.train.size();
   }
   return s;
 }
 
 bool Trainer::should_validate(int64_t s) const {
-  return s == 1 || s % options_.eval.every_nth_step == 0 || s == options_.steps;
+  // As the reference: after steps 1, 1 + N, 1 + 2N, ... and the last.
+  return (s - 1) % options_.eval.every_nth_step == 0 || s >= options_.steps;
 }
 
 ForwardResult Trainer::forward(const torch::Tensor& inputs, const torch::Tensor& labels) {
@@ -114,11 +117,8 @@ ForwardResult Trainer::forward(const torch::Tensor& inputs, const torch::Tensor&
     AutocastScope autocast(execution_.device, execution_.autocast);
     logits = model_->forward(inputs);
   }
-  torch::Tensor loss = torch::nn::functional::cross_entropy(
-      logits.to(torch::kFloat32), labels,
-      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
-          options_.gradient.label_smoothing));
-  return {loss, logits};
+  return {training_loss(logits.to(torch::kFloat32), labels, options_.gradient.label_smoothing),
+          logits};
 }
 
 Trainer::BlockStats Trainer::zero_stats() const {

@@ -55,6 +55,7 @@ class Trainer {
 
   // The test set with the EMA weights when enabled, BatchNorm buffers averaged over ranks.
   Evaluation evaluate();
+  // After steps 1, 1 + N, 1 + 2N, ... (N = impl.validate_every_nth_step) and the last.
   bool should_validate(int64_t step_one_based) const;
   // Off: train_step never evaluates (the benchmark times training alone).
   void set_validation(bool on) { validation_ = on; }
@@ -79,13 +80,13 @@ class Trainer {
 
   // training/full_batch_step.cpp
   StepRecord full_batch_step(int64_t step, double lr);
-  BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks);
-  void accumulate_block(const Block& block, double lr, double weight, BlockStats& stats);
-  TensorList block_gradient_with_penalty(const Block& block, double lr, BlockStats& stats);
-  void regularize_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks);
-  TensorList full_hessian_vector_product(int64_t step, const std::vector<torch::Tensor>& blocks,
-                                         const TensorList& v);
-  double clip_and_add_noise(int64_t noise_key);
+  BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
+                                      const TensorList& full_gradient);
+  void accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
+                        bool full_batch, const TensorList& full_gradient);
+  void add_to_gradient(const TensorList& grads, double weight);
+  TensorList prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks);
+  double clip_and_add_noise(int64_t step, bool full_batch);
   // training/sgd_epoch.cpp
   StepRecord sgd_epoch(int64_t epoch, double lr);
 
