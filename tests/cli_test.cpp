@@ -153,6 +153,23 @@ TEST(Cli, SweepIsResumableAndEndsWithAReport) {
 namespace fullbatch {
 namespace {
 
+// A dataset whose files are absent is skipped with its reason, in the console and in study.md,
+// and the study still ends with its summary (exit 0).
+TEST(Cli, StudySkipsDatasetsThatAreNotPresent) {
+  TempDir dir;
+  std::string out;
+  int rc = run_command(kCli + " study --quiet --datasets mnist --path mnist=/nonexistent --out " +
+                           (dir / "study"),
+                       &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("study: mnist skipped"), std::string::npos) << out;
+  EXPECT_NE(out.find("/nonexistent"), std::string::npos) << out;
+  std::ifstream summary(dir / "study/study.md");
+  std::string text((std::istreambuf_iterator<char>(summary)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("## mnist"), std::string::npos) << text;
+  EXPECT_NE(text.find("skipped"), std::string::npos) << text;
+}
+
 TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   testing::TempDir dir;

@@ -268,6 +268,10 @@ const std::vector<KeyDef>& key_table() {
                 [](C& c) -> auto& { return c.hyp.grad_reg.block_strength; }, at_least(0)),
       float_key("hyp.grad_reg.acc_strength", "gradient regularization of the full gradient", true,
                 [](C& c) -> auto& { return c.hyp.grad_reg.acc_strength; }, at_least(0)),
+      int_key("hyp.grad_reg.every_nth_block",
+              "full batch: penalize one block in N, rotating with the step, its term scaled by N "
+              "(the regularizer at 1/N of its cost; 1 = every block)",
+              true, [](C& c) -> auto& { return c.hyp.grad_reg.every_nth_block; }, in_range(1, 1000000)),
       float_key("hyp.grad_reg.eps", "finite-difference step", true,
                 [](C& c) -> auto& { return c.hyp.grad_reg.eps; },
                 [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
@@ -495,6 +499,8 @@ void validate(const Config& c) {
   auto fail = [](const std::string& key, const std::string& why) {
     throw UserError("config key '" + key + "': " + why);
   };
+  if (c.hyp.train_stochastic && c.hyp.grad_reg.every_nth_block > 1)
+    fail("hyp.grad_reg.every_nth_block", "applies to full-batch training only");
   if (c.hyp.train_stochastic && c.hyp.grad_reg.acc_strength > 0)
     fail("hyp.grad_reg.acc_strength", "applies to full-batch training only (its direction is the full gradient)");
   if (c.hyp.train_stochastic && c.hyp.train_switch_stochastic > 0)

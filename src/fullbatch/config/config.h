@@ -58,6 +58,7 @@ struct Config {
     struct GradReg {
       double block_strength = 0.0;
       double acc_strength = 0.0;
+      int64_t every_nth_block = 1;  // penalize one block in N (rotating with the step), term x N
       double eps = 1e-2;
       GradRegImpl implementation = GradRegImpl::kForwardDifferences;
     } grad_reg;

@@ -109,7 +109,7 @@ BlockGradient regularized_block_gradient(const BlockForward& forward, const Tens
                                          double lr, const GradRegSettings& s,
                                          const TensorList& full_gradient) {
   if (!s.on()) return block_gradient(forward, params);
-  const double correction = lr / 4.0;
+  const double correction = lr / 4.0 * s.term_scale;
 
   if (s.implementation == GradRegImpl::kDoubleBackprop) {
     // One pass gives g and, through its graph, H g and H G (the reference's "autograd").

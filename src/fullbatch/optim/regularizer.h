@@ -35,6 +35,9 @@ struct GradRegSettings {
   double full_strength = 0.0;   // beta (acc_strength), along the pre-pass full gradient G
   double eps = 1e-2;
   GradRegImpl implementation = GradRegImpl::kForwardDifferences;
+  // The penalty term is added with weight term_scale * lr / 4: N when only one block in N is
+  // penalized (hyp.grad_reg.every_nth_block), so the term's expectation over steps is unchanged.
+  double term_scale = 1.0;
 
   bool on() const { return block_strength != 0.0 || full_strength != 0.0; }
 };

@@ -1,19 +1,15 @@
-// Seeds to rows, rows to a verdict, metrics to mean curves (declared in aggregate.h). The rules
-// for missing values live here: a run without final numbers falls back to its newest logged ones.
+// Seeds to rows and metrics to curves over seeds (declared in aggregate.h). The rules for missing
+// values live here: a run without final numbers falls back to its newest logged ones.
 #include "fullbatch/report/aggregate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
-#include "fullbatch/report/format.h"
 #include "fullbatch/report/statistics.h"
 
 namespace fullbatch {
 
-using detail::format_compact;
-using detail::format_fixed;
 using detail::json_number;
 using detail::json_text;
 using nlohmann::json;
@@ -25,7 +21,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // What the seeds of one row contribute, before averaging.
 struct SeedValues {
   std::vector<long> steps;
-  std::vector<double> epochs, val, train, time;
+  std::vector<double> passes, images, val, train, time;
   std::size_t no_val = 0;  // seeds without a validation accuracy
 };
 
@@ -73,7 +69,9 @@ bool push_if_finite(std::vector<double>& xs, double v) {
 void add_seed(const RunRecord& r, ReportRow& row, SeedValues& v) {
   const double steps = summary_or_last(r, "steps", "step");
   v.steps.push_back(std::lround(std::isfinite(steps) ? steps : 0));
-  push_if_finite(v.epochs, summary_or_last(r, "epochs", "epoch"));
+  const double passes = summary_or_last(r, "epochs", "epoch");
+  push_if_finite(v.passes, passes);
+  push_if_finite(v.images, passes * json_number(r.summary, "train_images"));
   if (!push_if_finite(v.val, latest(r, "final_val_accuracy", "val_accuracy"))) ++v.no_val;
   push_if_finite(v.train, latest(r, "final_train_accuracy", "train_accuracy"));
   push_if_finite(v.time, latest(r, "total_time_s", "time_s"));
@@ -99,66 +97,32 @@ std::string status_text(const ReportRow& row, std::size_t no_val) {
 void finish_row(ReportRow& row, const SeedValues& v) {
   row.steps_min = *std::min_element(v.steps.begin(), v.steps.end());
   row.steps_max = *std::max_element(v.steps.begin(), v.steps.end());
-  row.epochs = mean(v.epochs);
+  row.passes = mean(v.passes);
+  row.images = mean(v.images);
+  row.val_acc = v.val;
   row.val_acc_mean = mean(v.val);
   row.val_acc_std = sample_std(v.val);
-  row.val_acc_count = v.val.size();
   row.train_acc_mean = mean(v.train);
   row.time_s_mean = mean(v.time);
   row.status = status_text(row, v.no_val);
 }
 
-std::string row_label(const ReportRow& r) {
-  return r.name + " (" + std::to_string(r.val_acc_count) +
-         (r.val_acc_count == 1 ? " seed" : " seeds") + ")";
-}
+// What the seeds logged at one step of a curve.
+class StepValues {
+ public:
+  void add(double x, double v) {
+    x_.add(x);
+    v_.add(v);
+    min_ = std::min(min_, v);
+    max_ = std::max(max_, v);
+  }
+  SeedCurvePoint point() const { return {x_.value(), v_.value(), min_, max_, v_.count()}; }
 
-// The rows the verdict compares; either may be null.
-struct Contenders {
-  const ReportRow* sgd = nullptr;      // the first SGD row: the caller orders the ladder
-  const ReportRow* best_fb = nullptr;  // the full-batch row with the best mean val. accuracy
+ private:
+  RunningMean x_, v_;
+  double min_ = std::numeric_limits<double>::infinity();
+  double max_ = -std::numeric_limits<double>::infinity();
 };
-
-Contenders find_contenders(const std::vector<ReportRow>& rows) {
-  Contenders c;
-  for (const ReportRow& r : rows) {
-    if (!std::isfinite(r.val_acc_mean) || !r.stochastic) continue;
-    if (*r.stochastic) {
-      if (!c.sgd) c.sgd = &r;
-    } else if (!c.best_fb || r.val_acc_mean > c.best_fb->val_acc_mean) {
-      c.best_fb = &r;
-    }
-  }
-  return c;
-}
-
-// The scale of the experiment, because a gap that closes on 512 images says little about 50,000:
-// " (512 training images of cifar10, 20 steps)", or "" when the summary does not say.
-std::string scale_text(const ReportRow& row, const std::vector<RunRecord>& runs) {
-  const RunRecord& any = runs[row.runs.front()];
-  const double images = json_number(any.summary, "train_images");
-  if (!std::isfinite(images)) return "";
-  const std::string dataset = json_text(any.summary, "dataset");
-  return " (" + format_compact(images, 0) + " training images" +
-         (dataset.empty() ? "" : " of " + dataset) + ", " + steps_text(row) + " steps)";
-}
-
-// How the gap compares with the spread over seeds, ending the first sentence.
-std::string spread_text(const ReportRow& fb, const ReportRow& sgd, const std::string& scale) {
-  if (!std::isfinite(fb.val_acc_std) || !std::isfinite(sgd.val_acc_std)) {
-    const std::string unknown =
-        ". With a single seed in a row the spread over seeds is unknown, so this report does not "
-        "say whether the gap closes";
-    return unknown + scale + ".";
-  }
-  const double gap = sgd.val_acc_mean - fb.val_acc_mean;
-  const double tol = fb.val_acc_std + sgd.val_acc_std;
-  const std::string sum = " the sum of the two standard deviations (" + format_fixed(tol, 2) + ")";
-  if (gap > tol)
-    return ", more than" + sum + ", so the gap does not close at this scale" + scale + ".";
-  return (gap >= -tol ? ", within" : ", in favour of full batch by more than") + sum +
-         ", so the gap closes at this scale" + scale + ".";
-}
 
 }  // namespace
 
@@ -175,43 +139,20 @@ std::vector<ReportRow> summarize_runs(const std::vector<RunRecord>& runs,
   return rows;
 }
 
-std::string comparison_sentence(const std::vector<ReportRow>& rows,
-                                const std::vector<RunRecord>& runs) {
-  const Contenders c = find_contenders(rows);
-  if (!c.sgd)
-    return "No SGD baseline row (config hyp.train_stochastic: true, with a validation accuracy) "
-           "is among these runs, so full batch is not compared with SGD.";
-  if (!c.best_fb)
-    return "No full-batch row (config hyp.train_stochastic: false, with a validation accuracy) "
-           "is among these runs, so full batch is not compared with SGD.";
-  const ReportRow &fb = *c.best_fb, &sgd = *c.sgd;
-  const double gap = sgd.val_acc_mean - fb.val_acc_mean;
-  std::ostringstream s;
-  s << "The best full-batch row, " << row_label(fb) << ", reaches "
-    << format_fixed(fb.val_acc_mean, 2) << "% mean validation accuracy against "
-    << format_fixed(sgd.val_acc_mean, 2) << "% for the SGD baseline " << row_label(sgd) << ": "
-    << "full batch is " << format_fixed(gap >= 0 ? gap : -gap, 2)
-    << (gap >= 0 ? " points behind" : " points ahead")
-    << spread_text(fb, sgd, scale_text(fb, runs));
-  if (fb.diverged || sgd.diverged)
-    s << " Diverged seeds are included as reported (" << fb.name << ": " << fb.diverged << ", "
-      << sgd.name << ": " << sgd.diverged << ").";
-  return s.str();
-}
-
-std::vector<std::pair<double, double>> mean_curve(const ReportRow& row,
-                                                  const std::vector<RunRecord>& runs,
-                                                  const char* key) {
-  std::map<double, RunningMean> by_step;
+std::vector<SeedCurvePoint> curve_over_seeds(const ReportRow& row,
+                                             const std::vector<RunRecord>& runs, const char* key,
+                                             const char* x_key) {
+  std::map<double, StepValues> by_step;
   for (std::size_t idx : row.runs) {
     for (const json& m : runs[idx].metrics) {
-      const double step = json_number(m, "step"), v = json_number(m, key);
-      if (std::isfinite(step) && std::isfinite(v)) by_step[step].add(v);
+      const double step = json_number(m, "step"), x = json_number(m, x_key);
+      const double v = json_number(m, key);
+      if (std::isfinite(step) && std::isfinite(x) && std::isfinite(v)) by_step[step].add(x, v);
     }
   }
-  std::vector<std::pair<double, double>> points;
+  std::vector<SeedCurvePoint> points;
   points.reserve(by_step.size());
-  for (const auto& [step, m] : by_step) points.emplace_back(step, m.value());
+  for (const auto& entry : by_step) points.push_back(entry.second.point());
   return points;
 }
 

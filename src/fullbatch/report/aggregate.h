@@ -1,13 +1,13 @@
 #pragma once
 // From runs to results: groups the seeds of one configuration into a table row (means, spread,
-// step range, status), averages their curves step by step, and words the headline comparison of
-// the best full-batch row with the SGD baseline. Pure functions of loaded runs: reading is
-// runs.h's job, the arithmetic statistics.h's, and writing files writers.cpp's.
+// step range, passes over the data, images processed, status) and gathers their curves step by
+// step, with the range over seeds. Pure functions of loaded runs: reading is runs.h's job, the
+// arithmetic statistics.h's, the comparisons between rows conclusion.h's, and writing files
+// writers.cpp's.
 #include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "fullbatch/report/runs.h"
@@ -19,12 +19,13 @@ struct ReportRow {
   std::string name;
   std::vector<std::size_t> runs;  // indices into the run list given to summarize_runs
   long steps_min = 0, steps_max = 0;
-  double epochs = 0;              // mean over seeds
-  double val_acc_mean = 0;        // NaN when no seed has a value
-  double val_acc_std = 0;         // sample std; NaN with fewer than two values
-  std::size_t val_acc_count = 0;  // seeds that contributed to the mean
-  double train_acc_mean = 0;      // NaN when no seed has a value
-  double time_s_mean = 0;         // NaN when no seed has a value
+  double passes = 0;            // passes over the training data (the metrics' epoch), seed mean
+  double images = 0;            // training images processed, passes x train_images, seed mean
+  std::vector<double> val_acc;  // each seed's val. accuracy, seeds without one left out
+  double val_acc_mean = 0;      // NaN when no seed has a value
+  double val_acc_std = 0;       // sample std; NaN with fewer than two values
+  double train_acc_mean = 0;    // NaN when no seed has a value
+  double time_s_mean = 0;       // NaN when no seed has a value
   std::size_t diverged = 0, running = 0;
   std::optional<bool> stochastic;  // SGD (true) or full batch (false), from the config
   std::string status;              // "completed", "2/3 diverged", ...
@@ -35,16 +36,20 @@ struct ReportRow {
 std::vector<ReportRow> summarize_runs(const std::vector<RunRecord>& runs,
                                       const std::map<std::string, std::string>& paper_numbers);
 
-// One or two sentences comparing the best full-batch row with the SGD baseline row.
-std::string comparison_sentence(const std::vector<ReportRow>& rows,
-                                const std::vector<RunRecord>& runs);
+// One point of a curve over the seeds of a row, at one step: the mean of the x value (passes
+// or wall time) and the mean, least and greatest value of the metric over the seeds that logged
+// both there.
+struct SeedCurvePoint {
+  double x = 0, mean = 0, min = 0, max = 0;
+  std::size_t seeds = 0;
+};
 
-// Mean over the seeds of `row` of metric `key` at every step where at least one seed has a usable
-// value, as (step, mean) in step order. Seeds that stopped early (crash, divergence) simply stop
-// contributing.
-std::vector<std::pair<double, double>> mean_curve(const ReportRow& row,
-                                                  const std::vector<RunRecord>& runs,
-                                                  const char* key);
+// The curve of metric `key` against `x_key` (e.g. "epoch", "time_s") over the seeds of `row`, in
+// step order, at every step where at least one seed has both. Seeds that stopped early (crash,
+// divergence) simply stop contributing.
+std::vector<SeedCurvePoint> curve_over_seeds(const ReportRow& row,
+                                             const std::vector<RunRecord>& runs, const char* key,
+                                             const char* x_key);
 
 // "20", or "18-20" when the seeds of the row stopped at different steps.
 std::string steps_text(const ReportRow& row);

@@ -50,6 +50,14 @@ std::string format_compact(double v, int max_decimals) {
   return s;
 }
 
+std::string format_count(double v) {
+  if (!std::isfinite(v)) return "n/a";
+  const double whole = std::round(v);
+  std::string digits = format_fixed(std::fabs(whole), 0);
+  for (std::size_t pos = digits.size(); pos > 3; pos -= 3) digits.insert(pos - 3, ",");
+  return (whole < 0 ? "-" : "") + digits;
+}
+
 std::string escape_xml(const std::string& s) {
   std::string out;
   out.reserve(s.size());

@@ -16,6 +16,9 @@ std::string format_fixed(double v, int decimals);
 // "n/a" when not finite.
 std::string format_compact(double v, int max_decimals);
 
+// Rounded to a whole number with thousands separators, e.g. "1,536,000"; "n/a" when not finite.
+std::string format_count(double v);
+
 // & < > " ' as entities, for SVG and HTML text and attribute values.
 std::string escape_xml(const std::string& s);
 

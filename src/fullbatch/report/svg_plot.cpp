@@ -1,5 +1,6 @@
 // The SVG line chart (declared in svg_plot.h): axis ranges and tick labels first, then a frame
-// that maps data to pixels, then one small writer per part of the picture.
+// that maps data to pixels, then one small writer per part of the picture (bands are drawn
+// before the lines, so a line is never hidden under another series' band).
 #include "fullbatch/report/svg_plot.h"
 
 #include <algorithm>
@@ -52,8 +53,10 @@ std::string tick_label(double v, double step) {
 Axis linear_axis(double lo, double hi) {
   Axis a;
   if (!(std::isfinite(lo) && std::isfinite(hi))) lo = 0, hi = 1;
-  if (hi - lo <= 0) {
-    // A constant series needs some height; pad relative to its magnitude.
+  if (hi - lo <= 1e-9 * std::max(std::fabs(lo), std::fabs(hi))) {
+    // A constant series needs some height; pad relative to its magnitude. "Constant" allows for
+    // rounding (a mean over seeds can differ from their common value in the last bit), which
+    // would otherwise give a tick step too small to advance the tick loop.
     double pad = lo != 0 ? std::fabs(lo) * 0.1 : 1.0;
     lo -= pad;
     hi += pad;
@@ -112,6 +115,25 @@ struct Bounds {
   }
 };
 
+bool drawable(double x, double y, bool log_y) {
+  return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0);
+}
+
+// The drawable part of a band; empty when fewer than two points remain or it has no width.
+std::vector<BandPoint> drawable_band(const std::vector<BandPoint>& in, bool log_y, Bounds& bounds) {
+  std::vector<BandPoint> band;
+  bool flat = true;
+  for (const BandPoint& b : in) {
+    if (!drawable(b.x, b.lo, log_y) || !drawable(b.x, b.hi, log_y)) continue;
+    band.push_back(b);
+    bounds.add(b.x, b.lo);
+    bounds.add(b.x, b.hi);
+    flat = flat && b.lo == b.hi;
+  }
+  if (band.size() < 2 || flat) band.clear();
+  return band;
+}
+
 // Keeps only drawable points, so that scaling never sees NaN, inf or log(<=0).
 std::vector<PlotSeries> drawable_series(const PlotSpec& spec, Bounds& bounds) {
   std::vector<PlotSeries> series;
@@ -119,13 +141,21 @@ std::vector<PlotSeries> drawable_series(const PlotSpec& spec, Bounds& bounds) {
     PlotSeries s;
     s.label = in.label;
     for (const auto& [x, y] : in.points) {
-      if (!std::isfinite(x) || !std::isfinite(y) || (spec.log_y && !(y > 0))) continue;
+      if (!drawable(x, y, spec.log_y)) continue;
       s.points.emplace_back(x, y);
       bounds.add(x, y);
     }
+    s.band = drawable_band(in.band, spec.log_y, bounds);
     series.push_back(std::move(s));
   }
   return series;
+}
+
+// The legend's entry for the bands: the spec's label when some band is drawn, else "".
+std::string band_legend(const PlotSpec& spec, const std::vector<PlotSeries>& series) {
+  for (const PlotSeries& s : series)
+    if (!s.band.empty()) return spec.band_label;
+  return "";
 }
 
 // The plot area in pixels and the axes that map data onto it.
@@ -140,19 +170,21 @@ struct Frame {
   double py(double y) const { return py_axis(log_y ? std::log10(y) : y); }
 };
 
-Frame make_frame(const PlotSpec& spec, const std::vector<PlotSeries>& series, const Bounds& b) {
+Frame make_frame(const PlotSpec& spec, const std::vector<PlotSeries>& series, const Bounds& b,
+                 const std::string& band_entry) {
   Frame f;
   const bool empty = b.empty();
   f.log_y = spec.log_y;
   f.xa = linear_axis(empty ? 0 : b.x_lo, empty ? 1 : b.x_hi);
   f.ya = spec.log_y ? log_axis(empty ? 0.1 : b.y_lo, empty ? 1 : b.y_hi)
                     : linear_axis(empty ? 0 : b.y_lo, empty ? 1 : b.y_hi);
-  std::size_t longest = 0;
+  std::size_t longest = band_entry.size();
   for (const PlotSeries& s : series) longest = std::max(longest, s.label.size());
   const double legend_w = series.empty() ? 0 : 40 + 7.0 * static_cast<double>(longest);
   const double right = 20 + legend_w, bottom = 55;
+  const std::size_t entries = series.size() + (band_entry.empty() ? 0 : 1);
   // Grow the plot rather than let a long ladder's legend run off the bottom.
-  f.plot_h = std::max(320.0, 20 + 18.0 * static_cast<double>(series.size()));
+  f.plot_h = std::max(320.0, 20 + 18.0 * static_cast<double>(entries));
   f.width = f.left + f.plot_w + right;
   f.height = f.top + f.plot_h + bottom;
   return f;
@@ -231,6 +263,20 @@ void write_axis_labels(std::ostream& o, const Frame& f, const PlotSpec& spec, bo
   if (empty) o << text_at(mid_x, mid_y, " text-anchor=\"middle\" fill=\"#888\"", "no data");
 }
 
+// Each band as one closed path: along its upper edge left to right, back along its lower edge.
+void write_bands(std::ostream& o, const Frame& f, const std::vector<PlotSeries>& series) {
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const std::vector<BandPoint>& band = series[i].band;
+    if (band.empty()) continue;
+    o << "<path fill=\"" << color(i) << "\" fill-opacity=\"0.18\" stroke=\"none\" d=\"";
+    for (std::size_t k = 0; k < band.size(); ++k)
+      o << (k ? " L" : "M") << coord(f.px(band[k].x)) << "," << coord(f.py(band[k].hi));
+    for (std::size_t k = band.size(); k-- > 0;)
+      o << " L" << coord(f.px(band[k].x)) << "," << coord(f.py(band[k].lo));
+    o << " Z\"/>\n";
+  }
+}
+
 // Sparse series (e.g. evaluated every few hundred steps) also get markers, and a single point,
 // which a polyline cannot show, gets only its marker.
 void write_curves(std::ostream& o, const Frame& f, const std::vector<PlotSeries>& series) {
@@ -251,15 +297,22 @@ void write_curves(std::ostream& o, const Frame& f, const std::vector<PlotSeries>
   }
 }
 
-// To the right of the plot so it never hides a curve.
-void write_legend(std::ostream& o, const Frame& f, const std::vector<PlotSeries>& series) {
+// To the right of the plot so it never hides a curve; the bands' entry, if any, comes last.
+void write_legend(std::ostream& o, const Frame& f, const std::vector<PlotSeries>& series,
+                  const std::string& band_entry) {
   const double lx = f.left + f.plot_w + 15;
+  auto entry_y = [&](std::size_t i) { return f.top + 10 + 18.0 * static_cast<double>(i); };
   for (std::size_t i = 0; i < series.size(); ++i) {
-    const double ly = f.top + 10 + 18.0 * static_cast<double>(i);
+    const double ly = entry_y(i);
     o << line_from(lx, ly, lx + 22, ly) << " stroke=\"" << color(i) << "\" stroke-width=\"2.5\"/>";
     o << text_at(lx + 28, ly + 4, "",
                  series[i].label + (series[i].points.empty() ? " (no data)" : ""));
   }
+  if (band_entry.empty()) return;
+  const double ly = entry_y(series.size());
+  o << "<rect x=\"" << coord(lx) << "\" y=\"" << coord(ly - 6)
+    << "\" width=\"22\" height=\"12\" fill=\"#777\" fill-opacity=\"0.3\"/>";
+  o << text_at(lx + 28, ly + 4, "", band_entry);
 }
 
 }  // namespace
@@ -267,14 +320,16 @@ void write_legend(std::ostream& o, const Frame& f, const std::vector<PlotSeries>
 std::string render_svg_plot(const PlotSpec& spec) {
   Bounds bounds;
   const std::vector<PlotSeries> series = drawable_series(spec, bounds);
-  const Frame frame = make_frame(spec, series, bounds);
+  const std::string band_entry = band_legend(spec, series);
+  const Frame frame = make_frame(spec, series, bounds, band_entry);
   std::ostringstream o;
   write_header(o, frame, spec.title);
   write_grid(o, frame);
   write_ticks(o, frame);
   write_axis_labels(o, frame, spec, bounds.empty());
+  write_bands(o, frame, series);
   write_curves(o, frame, series);
-  write_legend(o, frame, series);
+  write_legend(o, frame, series, band_entry);
   o << "</svg>\n";
   return o.str();
 }

@@ -1,6 +1,7 @@
-// The report's files: the Markdown table (also printed to the console), CSV and JSON for
-// scripts, a self-contained HTML page, and one SVG per curve. write_report ties loading,
-// aggregation and writing together; every file is replaced atomically.
+// The report's files: the Markdown table and conclusion (also printed to the console), CSV and
+// JSON for scripts, a self-contained HTML page, and one SVG per curve (mean over seeds with the
+// range over seeds shaded). write_report ties loading, aggregation, the conclusion and writing
+// together; every file is replaced atomically.
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -17,6 +18,7 @@ namespace fullbatch {
 namespace fs = std::filesystem;
 using detail::escape_xml;
 using detail::format_compact;
+using detail::format_count;
 using detail::format_fixed;
 using detail::json_text;
 using nlohmann::json;
@@ -71,7 +73,8 @@ struct Column {
 const Column kColumns[] = {{"row", false},
                            {"seeds", true},
                            {"steps", true},
-                           {"epochs", true},
+                           {"passes", true},
+                           {"images processed", true},
                            {"val acc. (mean ± std)", true},
                            {"train acc.", true},
                            {"time", true},
@@ -83,13 +86,22 @@ std::vector<std::string> table_cells(const ReportRow& r) {
   return {r.name,
           std::to_string(r.runs.size()),
           steps_text(r),
-          format_compact(r.epochs, 1),
+          format_compact(r.passes, 1),
+          format_count(r.images),
           val_text(r),
           format_fixed(r.train_acc_mean, 2),
           format_duration(r.time_s_mean),
           r.status,
           r.paper.empty() ? "-" : r.paper};
 }
+
+// Under the table in report.md and report.html.
+const char kTableNote[] =
+    "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
+    "passes are passes over the training data (the metrics' epoch; an SGD epoch that drops its "
+    "last partial batch counts a little under one); images processed = passes x training "
+    "images, one per image and gradient over the data, not counting the regularizer's extra "
+    "gradient evaluations (the time shows those); time is mean wall time per run.";
 
 std::string markdown_line(const std::vector<std::string>& cells) {
   std::string line = "|";
@@ -122,42 +134,72 @@ struct Plot {
   std::string svg;
 };
 
+const char kBandLabel[] = "shaded: min-max over seeds";
+
+// What the plots' x axis shows, from write_report's options.
+struct XAxis {
+  const char* key;    // metrics field
+  const char* label;  // axis title
+};
+
+XAxis x_axis(const ReportOptions& options) {
+  if (options.x_wall_time) return {"time_s", "wall time (s, mean over seeds)"};
+  return {"epoch", "passes over the training data"};
+}
+
+// A row's curve as a line (mean over seeds) and a band (min to max over seeds).
+PlotSeries row_series(const ReportRow& r, const std::vector<RunRecord>& runs, const char* key,
+                      const XAxis& x) {
+  PlotSeries s;
+  s.label = r.name;
+  for (const SeedCurvePoint& p : curve_over_seeds(r, runs, key, x.key)) {
+    s.points.emplace_back(p.x, p.mean);
+    s.band.push_back({p.x, p.min, p.max});
+  }
+  return s;
+}
+
 // One plot per kPlots entry, one series per row.
 std::vector<Plot> render_plots(const std::vector<ReportRow>& rows,
-                               const std::vector<RunRecord>& runs) {
+                               const std::vector<RunRecord>& runs, const XAxis& x) {
   std::vector<Plot> plots;
   for (const PlotDef& def : kPlots) {
     PlotSpec spec;
     spec.title = def.title;
-    spec.x_label = "step";
+    spec.x_label = x.label;
     spec.y_label = def.y_label;
     spec.log_y = def.log_y;
-    for (const ReportRow& r : rows) spec.series.push_back({r.name, mean_curve(r, runs, def.key)});
+    spec.band_label = kBandLabel;
+    for (const ReportRow& r : rows) spec.series.push_back(row_series(r, runs, def.key, x));
     plots.push_back({&def, render_svg_plot(spec)});
   }
   return plots;
 }
 
-std::string markdown_document(const std::string& table, const std::string& verdict,
-                              const std::vector<Plot>& plots) {
+std::string plots_note(const XAxis& x) {
+  return std::string("Curves: mean over seeds against ") + x.label + "; " + kBandLabel + ".";
+}
+
+std::string markdown_document(const std::string& table, const Conclusion& conclusion,
+                              const std::vector<Plot>& plots, const XAxis& x) {
   std::ostringstream md;
-  md << "# fullbatch report\n\n" << verdict << "\n\n" << table << "\n";
-  md << "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
-        "epochs are passes over the training set; time is mean wall time per run.\n\n";
+  md << "# fullbatch report\n\n" << conclusion_markdown(conclusion) << "\n\n" << table << "\n";
+  md << kTableNote << "\n\n" << plots_note(x) << "\n\n";
   for (const Plot& p : plots) md << "![" << p.def->title << "](" << p.def->file << ")\n\n";
   return md.str();
 }
 
+// "epochs" repeats "passes", its older name, for scripts written before the rename (also in JSON).
 std::string csv_document(const std::vector<ReportRow>& rows) {
   std::ostringstream csv;
-  csv << "row,seeds,steps_min,steps_max,epochs,val_acc_mean,val_acc_std,train_acc_mean,"
-         "time_s_mean,diverged,status,paper\n";
+  csv << "row,seeds,steps_min,steps_max,epochs,passes,images_processed,val_acc_mean,val_acc_std,"
+         "train_acc_mean,time_s_mean,diverged,status,paper\n";
   for (const ReportRow& r : rows) {
     csv << csv_field(r.name) << "," << r.runs.size() << "," << r.steps_min << "," << r.steps_max
-        << "," << csv_number(r.epochs) << "," << csv_number(r.val_acc_mean) << ","
-        << csv_number(r.val_acc_std) << "," << csv_number(r.train_acc_mean) << ","
-        << csv_number(r.time_s_mean) << "," << r.diverged << "," << csv_field(r.status) << ","
-        << csv_field(r.paper) << "\n";
+        << "," << csv_number(r.passes) << "," << csv_number(r.passes) << "," << csv_number(r.images)
+        << "," << csv_number(r.val_acc_mean) << "," << csv_number(r.val_acc_std) << ","
+        << csv_number(r.train_acc_mean) << "," << csv_number(r.time_s_mean) << "," << r.diverged
+        << "," << csv_field(r.status) << "," << csv_field(r.paper) << "\n";
   }
   return csv.str();
 }
@@ -168,10 +210,12 @@ json json_row(const ReportRow& r, const std::vector<RunRecord>& runs) {
   row["seeds"] = r.runs.size();
   row["steps_min"] = r.steps_min;
   row["steps_max"] = r.steps_max;
-  row["epochs"] = finite_or_null(r.epochs);
+  row["epochs"] = finite_or_null(r.passes);
+  row["passes"] = finite_or_null(r.passes);
+  row["images_processed"] = finite_or_null(r.images);
   row["val_acc_mean"] = finite_or_null(r.val_acc_mean);
   row["val_acc_std"] = finite_or_null(r.val_acc_std);
-  row["val_acc_count"] = r.val_acc_count;
+  row["val_acc_count"] = r.val_acc.size();
   row["train_acc_mean"] = finite_or_null(r.train_acc_mean);
   row["time_s_mean"] = finite_or_null(r.time_s_mean);
   row["diverged"] = r.diverged;
@@ -184,10 +228,36 @@ json json_row(const ReportRow& r, const std::vector<RunRecord>& runs) {
   return row;
 }
 
-std::string json_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
-                          const std::string& verdict, const std::vector<Plot>& plots) {
+json interval_json(const Interval& i) {
+  return {finite_or_null(i.lo), finite_or_null(i.hi)};
+}
+
+// Row a against row b; the test fields are null when a side has a single seed.
+json comparison_json(const RowComparison& c, const std::vector<ReportRow>& rows) {
+  json j = {{"a", rows[c.a].name}, {"b", rows[c.b].name}, {"difference", c.difference}};
+  const bool tested = c.welch.has_value();
+  j["t"] = tested ? finite_or_null(c.welch->t) : json(nullptr);
+  j["df"] = tested ? json(c.welch->df) : json(nullptr);
+  j["p"] = tested ? json(c.welch->p) : json(nullptr);
+  j["significant"] = tested ? json(c.welch->p < kSignificanceLevel) : json(nullptr);
+  j["ci95"] = interval_json(tested ? c.welch->ci : Interval{});
+  j["bootstrap95"] = interval_json(c.bootstrap);
+  return j;
+}
+
+json conclusion_json(const Conclusion& c, const std::vector<ReportRow>& rows) {
   json j;
-  j["verdict"] = verdict;
+  j["text"] = conclusion_markdown(c);
+  j["headline"] = c.headline ? comparison_json(*c.headline, rows) : json(nullptr);
+  j["ladder"] = json::array();
+  for (const RowComparison& step : c.ladder) j["ladder"].push_back(comparison_json(step, rows));
+  return j;
+}
+
+std::string json_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
+                          const Conclusion& conclusion, const std::vector<Plot>& plots) {
+  json j;
+  j["conclusion"] = conclusion_json(conclusion, rows);
   j["rows"] = json::array();
   for (const ReportRow& r : rows) j["rows"].push_back(json_row(r, runs));
   j["runs"] = json::array();
@@ -228,14 +298,25 @@ void write_html_table(std::ostream& h, const std::vector<ReportRow>& rows) {
   h << "</tbody>\n</table>\n";
 }
 
+void write_html_conclusion(std::ostream& h, const Conclusion& c) {
+  h << "<p class=\"verdict\">" << escape_xml(c.headline_text) << "</p>\n";
+  if (!c.ladder_intro.empty()) {
+    h << "<p>" << escape_xml(c.ladder_intro) << "</p>\n<ul>\n";
+    for (const std::string& step : c.ladder_steps) h << "<li>" << escape_xml(step) << "</li>\n";
+    h << "</ul>\n";
+  }
+  if (!c.method_note.empty()) h << "<p>" << escape_xml(c.method_note) << "</p>\n";
+}
+
 // Everything inline, so the single file can be mailed or archived.
 std::string html_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
-                          const std::string& verdict, const std::vector<Plot>& plots) {
+                          const Conclusion& conclusion, const std::vector<Plot>& plots,
+                          const XAxis& x) {
   std::ostringstream h;
-  h << kHtmlHead << "<p class=\"verdict\">" << escape_xml(verdict) << "</p>\n";
+  h << kHtmlHead;
+  write_html_conclusion(h, conclusion);
   write_html_table(h, rows);
-  h << "<p>Accuracies in %; std is the sample standard deviation over seeds (n/a with one "
-       "seed); time is mean wall time per run.</p>\n";
+  h << "<p>" << escape_xml(kTableNote) << "</p>\n<p>" << escape_xml(plots_note(x)) << "</p>\n";
   h << "<div class=\"plots\">\n";
   for (const Plot& p : plots) h << p.svg;
   h << "</div>\n<h2>Runs</h2>\n<ul>\n";
@@ -299,25 +380,27 @@ std::string format_markdown_table(const std::vector<ReportRow>& rows) {
 }
 
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
-                 const std::map<std::string, std::string>& paper_numbers, std::ostream& console) {
+                 const std::map<std::string, std::string>& paper_numbers, std::ostream& console,
+                 const ReportOptions& options) {
   const std::vector<RunRecord> runs = load_runs(run_dirs, console);
   const std::vector<ReportRow> rows = summarize_runs(runs, paper_numbers);
   const std::string table = format_markdown_table(rows);
-  const std::string verdict = comparison_sentence(rows, runs);
+  const Conclusion conclusion = conclude(rows, runs);
+  const XAxis x = x_axis(options);
 
   create_out_dir(out_dir);
   const fs::path out(out_dir);
   auto write = [&](const std::string& name, const std::string& text) {
     write_file_atomic((out / name).string(), text);
   };
-  const std::vector<Plot> plots = render_plots(rows, runs);
+  const std::vector<Plot> plots = render_plots(rows, runs, x);
   for (const Plot& p : plots) write(p.def->file, p.svg);
-  write("report.md", markdown_document(table, verdict, plots));
+  write("report.md", markdown_document(table, conclusion, plots, x));
   write("report.csv", csv_document(rows));
-  write("report.json", json_document(rows, runs, verdict, plots));
-  write("report.html", html_document(rows, runs, verdict, plots));
+  write("report.json", json_document(rows, runs, conclusion, plots));
+  write("report.html", html_document(rows, runs, conclusion, plots, x));
 
-  console << table << "\n" << verdict << "\n";
+  console << table << "\n" << conclusion_markdown(conclusion) << "\n";
   console << "report written to " << (out / "report.md").string() << " (+ .csv, .json, .html, "
           << plots.size() << " plots)\n";
   return 0;

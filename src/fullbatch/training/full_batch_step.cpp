@@ -44,23 +44,36 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
     // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
-    accumulate_block(block, lr, weight, stats, /*full_batch=*/true, full_gradient);
+    accumulate_block(block, lr, weight, stats, penalty_for_block(step, b), full_gradient);
   }
   TensorList grads = gradient_buffers();
   comm_->all_reduce_sum(grads);
   return stats;
 }
 
+// The penalty block b of step s gets: all of it, or, with hyp.grad_reg.every_nth_block = N, none
+// unless (b + s) % N == 0, then its term scaled by N. Rotating with the step, so every block is
+// penalized once in N steps and the term's mean over steps is the full penalty's.
+GradRegSettings Trainer::penalty_for_block(int64_t step, size_t block) const {
+  GradRegSettings reg = options_.gradient.reg;
+  const int64_t n = options_.gradient.reg_every_nth_block;
+  if (n <= 1) return reg;
+  if ((static_cast<int64_t>(block) + step) % n != 0) return GradRegSettings{0.0, 0.0, reg.eps, reg.implementation};
+  reg.term_scale = static_cast<double>(n);
+  return reg;
+}
+
 // Adds `weight` times the block's gradient. Full batch: the mean over the block's chunks, each
-// penalized and clipped on its own. SGD (full_batch false): the batch whole, penalized, as the
-// reference's SGD loop does (no chunks, no batch_clip).
+// penalized (`reg`) and clipped on its own. SGD (full_batch false): the batch whole, penalized,
+// as the reference's SGD loop does (no chunks, no batch_clip).
 void Trainer::accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
-                               bool full_batch, const TensorList& full_gradient) {
+                               const GradRegSettings& reg, const TensorList& full_gradient,
+                               bool full_batch) {
   const GradientOptions& g = options_.gradient;
   const int64_t n = block.labels.size(0);
   const int64_t chunks = full_batch && g.sub_batch > 0 ? std::max<int64_t>(n / g.sub_batch, 1) : 1;
   const bool clip_chunks = full_batch && g.clip.block_max_norm > 0;
-  if (!g.reg.on() && !clip_chunks && chunks == 1 && accumulator_.empty()) {
+  if (!reg.on() && !clip_chunks && chunks == 1 && accumulator_.empty()) {
     // The fast path: autograd accumulates weight * block gradient straight into .grad.
     ForwardResult out = forward(block.inputs, block.labels);
     (out.loss * weight).backward();
@@ -74,7 +87,7 @@ void Trainer::accumulate_block(const Block& block, double lr, double weight, Blo
   const double share = 1.0 / static_cast<double>(xs.size());
   for (size_t c = 0; c < xs.size(); ++c) {
     BlockGradient part = regularized_block_gradient([&] { return forward(xs[c], ys[c]); }, params_,
-                                                    lr, g.reg, full_gradient);
+                                                    lr, reg, full_gradient);
     torch::NoGradGuard no_grad;
     if (clip_chunks) {
       torch::Tensor norm = clip_to_norm(part.grads, g.clip.block_max_norm, g.clip.norm_type);

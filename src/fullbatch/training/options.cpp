@@ -21,6 +21,7 @@ TrainerOptions trainer_options(const Config& c) {
   g.reg = {c.hyp.grad_reg.block_strength, c.hyp.grad_reg.acc_strength, c.hyp.grad_reg.eps,
            c.hyp.grad_reg.implementation};
   g.sub_batch = c.hyp.sub_batch;
+  g.reg_every_nth_block = c.hyp.grad_reg.every_nth_block;
   g.clip = {c.hyp.grad_clip, c.hyp.grad_clip_norm, c.hyp.batch_clip};
   g.noise = {c.hyp.grad_noise.additive, c.hyp.grad_noise.multiplicative};
   g.label_smoothing = c.hyp.label_smoothing;

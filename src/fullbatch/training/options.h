@@ -31,6 +31,9 @@ struct OrderOptions {
 struct GradientOptions {
   GradRegSettings reg;        // hyp.grad_reg.*: block_strength, acc_strength, eps, implementation
   int64_t sub_batch = 128;    // hyp.sub_batch: a block is cut into max(n / sub_batch, 1) chunks
+  // hyp.grad_reg.every_nth_block: the penalty on block b of step s only when (b + s) % N == 0,
+  // its term scaled by N (rotating, so every block is penalized once in N steps).
+  int64_t reg_every_nth_block = 1;
   ClipSettings clip;
   NoiseSettings noise;
   double label_smoothing = 0.0;

@@ -20,7 +20,7 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
     Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
                                  per_rank * world);
-    accumulate_block(block, lr, 1.0 / world, stats, /*full_batch=*/false, {});
+    accumulate_block(block, lr, 1.0 / world, stats, options_.gradient.reg, {}, /*full_batch=*/false);
     TensorList grads = gradient_buffers();
     comm_->all_reduce_sum(grads);
     record.grad_norm += clip_and_add_noise(epoch, /*full_batch=*/false);

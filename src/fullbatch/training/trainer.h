@@ -82,8 +82,10 @@ class Trainer {
   StepRecord full_batch_step(int64_t step, double lr);
   BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
                                       const TensorList& full_gradient);
+  GradRegSettings penalty_for_block(int64_t step, size_t block) const;
   void accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
-                        bool full_batch, const TensorList& full_gradient);
+                        const GradRegSettings& reg, const TensorList& full_gradient,
+                        bool full_batch = true);
   void add_to_gradient(const TensorList& grads, double weight);
   TensorList prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks);
   double clip_and_add_noise(int64_t step, bool full_batch);
