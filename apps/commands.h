@@ -17,5 +17,6 @@ void add_training_commands(CLI::App& app, Commands& out);    // train, eval, pre
 void add_experiment_commands(CLI::App& app, Commands& out);  // demo, sweep, report
 void add_bench_commands(CLI::App& app, Commands& out);       // bench
 void add_distributed_commands(CLI::App& app, Commands& out);  // launch, bench-comm
+void add_analysis_commands(CLI::App& app, Commands& out);     // analyze
 
 }  // namespace fullbatch::cli

@@ -19,6 +19,7 @@ LAYERS = [
     ["distributed"],
     ["optim"],
     ["training"],
+    ["analysis"],
     ["run", "bench"],
     ["report"],
 ]

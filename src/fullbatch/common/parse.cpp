@@ -9,6 +9,20 @@
 
 namespace fullbatch {
 
+std::vector<double> parse_positive_list(const std::string& text) {
+  std::vector<double> values;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    double v = 0;
+    if (!parse_float(text.substr(begin, end - begin), v) || !(v > 0) || std::isinf(v)) return {};
+    values.push_back(v);
+    begin = end + 1;
+  }
+  return values;
+}
+
 std::string format_double(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[64];

@@ -18,6 +18,7 @@ enum class Stream : uint64_t {
   kOrder = 3,         // data order / sampling: keys (epoch or step)
   kNoise = 4,         // gradient noise: keys (step)
   kFixedAugment = 5,  // fixed N x augmentation table, drawn once
+  kAnalysis = 6,      // analyses: keys (purpose, index), e.g. a Lanczos start or a landscape direction
 };
 
 // SplitMix64 finalizer: a bijective 64-bit mix with good avalanche.

@@ -194,6 +194,12 @@ KeyDef schedule_key(std::string key, std::string help) {
           [](const Config& c) { return to_string(c.hyp.scheduler); }};
 }
 
+// A comma-separated list of positive numbers (analysis.fd_eps).
+std::string check_eps_list(const std::string& v) {
+  if (parse_positive_list(v).empty()) return "must be a comma-separated list of numbers > 0";
+  return "";
+}
+
 std::string check_device(const std::string& v) {
   static const std::regex pattern("auto|cpu|cuda|cuda:[0-9]+");
   return std::regex_match(v, pattern) ? "" : "must be auto, cpu, cuda or cuda:N";
@@ -322,6 +328,63 @@ const std::vector<KeyDef>& key_table() {
       float_key("impl.dist_timeout_s", "seconds before a silent rank is declared dead", false,
                 [](C& c) -> auto& { return c.impl.dist_timeout_s; },
                 [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+
+      int_key("analysis.every_nth_step",
+              "record the top Hessian eigenvalue in metrics.jsonl every N steps (0 = off)", false,
+              [](C& c) -> auto& { return c.analysis.every_nth_step; }, at_least(0)),
+      bool_key("analysis.record_trace", "with every_nth_step: also Hutchinson's Hessian trace", false,
+               [](C& c) -> auto& { return c.analysis.record_trace; }),
+      int_key("analysis.data_size", "training images the analyses use, unaugmented (0 = data.size)",
+              false, [](C& c) -> auto& { return c.analysis.data_size; }, at_least(0)),
+      string_key("analysis.batchnorm", "BatchNorm in analyses: eval (running statistics, as the reference) or train (batch statistics)",
+                 false, [](C& c) -> auto& { return c.analysis.batchnorm; }, one_of({"train", "eval"})),
+      int_key("analysis.eigenvalues", "top Hessian eigenvalues computed by Lanczos", false,
+              [](C& c) -> auto& { return c.analysis.eigenvalues; }, in_range(1, 100)),
+      int_key("analysis.lanczos_iterations", "Lanczos iterations (Hessian-vector products) at most",
+              false, [](C& c) -> auto& { return c.analysis.lanczos_iterations; }, in_range(1, 1000)),
+      float_key("analysis.tolerance", "Lanczos stops when every Ritz residual is below tol * |eigenvalue|",
+                false, [](C& c) -> auto& { return c.analysis.tolerance; }, in_range(0, 1)),
+      int_key("analysis.trace_samples", "Hutchinson probe vectors for the Hessian trace", false,
+              [](C& c) -> auto& { return c.analysis.trace_samples; }, in_range(1, 100000)),
+      string_key("analysis.fd_eps", "comma-separated eps of the finite-difference error diagnostic",
+                 false, [](C& c) -> auto& { return c.analysis.fd_eps; }, check_eps_list),
+      float_key("analysis.sam_rho", "SAM sharpness radius rho", false,
+                [](C& c) -> auto& { return c.analysis.sam_rho; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      float_key("analysis.flatness.threshold", "empirical flatness: the loss that ends the walk",
+                false, [](C& c) -> auto& { return c.analysis.flatness_threshold; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      float_key("analysis.flatness.increment", "empirical flatness: step along the direction", false,
+                [](C& c) -> auto& { return c.analysis.flatness_increment; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      int_key("analysis.flatness.max_steps", "empirical flatness: steps at most", false,
+              [](C& c) -> auto& { return c.analysis.flatness_max_steps; }, in_range(1, 1000000)),
+      string_key("analysis.landscape.norm", "direction normalization: filter, layer or weight", false,
+                 [](C& c) -> auto& { return c.analysis.landscape.norm; },
+                 one_of({"filter", "layer", "weight"})),
+      bool_key("analysis.landscape.ignore_bias_bn", "directions are zero on biases and BatchNorm",
+               false, [](C& c) -> auto& { return c.analysis.landscape.ignore_bias_bn; }),
+      float_key("analysis.landscape.xmin", "landscape: first direction from", false,
+                [](C& c) -> auto& { return c.analysis.landscape.xmin; }),
+      float_key("analysis.landscape.xmax", "landscape: first direction to", false,
+                [](C& c) -> auto& { return c.analysis.landscape.xmax; }),
+      int_key("analysis.landscape.xnum", "landscape: points along the first direction", false,
+              [](C& c) -> auto& { return c.analysis.landscape.xnum; }, in_range(1, 100000)),
+      float_key("analysis.landscape.ymin", "landscape: second direction from", false,
+                [](C& c) -> auto& { return c.analysis.landscape.ymin; }),
+      float_key("analysis.landscape.ymax", "landscape: second direction to", false,
+                [](C& c) -> auto& { return c.analysis.landscape.ymax; }),
+      int_key("analysis.landscape.ynum", "landscape: points along the second direction (0 = 1-D)",
+              false, [](C& c) -> auto& { return c.analysis.landscape.ynum; }, in_range(0, 100000)),
+      bool_key("analysis.landscape.full_loss",
+               "landscape of the full loss: + weight decay and gradient-penalty terms", false,
+               [](C& c) -> auto& { return c.analysis.landscape.full_loss; }),
+      float_key("analysis.interpolation.min", "interpolation between checkpoints: t from", false,
+                [](C& c) -> auto& { return c.analysis.interpolation.min; }),
+      float_key("analysis.interpolation.max", "interpolation between checkpoints: t to", false,
+                [](C& c) -> auto& { return c.analysis.interpolation.max; }),
+      int_key("analysis.interpolation.num", "interpolation between checkpoints: points", false,
+              [](C& c) -> auto& { return c.analysis.interpolation.num; }, in_range(2, 100000)),
   };
   return table;
 }

@@ -88,6 +88,37 @@ struct Config {
     int64_t checkpoint_keep = 2;
     double dist_timeout_s = 300.0;
   } impl;
+
+  // Curvature, flatness and landscapes (docs/analysis.md): read by `fullbatch analyze`, and by
+  // training when analysis.every_nth_step > 0. None of them changes what training computes.
+  struct Analysis {
+    int64_t every_nth_step = 0;  // top Hessian eigenvalue into metrics.jsonl every N steps
+    bool record_trace = false;   // ... and Hutchinson's trace
+    int64_t data_size = 0;       // first N training images (unaugmented); 0 = the run's data.size
+    std::string batchnorm = "eval";  // eval (running stats, as the reference) or train (batch stats)
+    int64_t eigenvalues = 1;
+    int64_t lanczos_iterations = 20;
+    double tolerance = 1e-3;  // relative Ritz residual at which Lanczos stops early
+    int64_t trace_samples = 10;
+    std::string fd_eps = "1e-1,1e-2,1e-3,1e-4";
+    double sam_rho = 0.05;
+    double flatness_threshold = 1.0;  // loss that ends the walk (the reference's defaults)
+    double flatness_increment = 0.1;
+    int64_t flatness_max_steps = 1000;
+    struct Landscape {
+      std::string norm = "filter";  // filter, layer or weight
+      bool ignore_bias_bn = true;   // directions are zero on biases and BatchNorm parameters
+      double xmin = -1.0, xmax = 1.0;
+      int64_t xnum = 51;
+      double ymin = -1.0, ymax = 1.0;
+      int64_t ynum = 0;  // 0: a 1-D landscape
+      bool full_loss = false;  // + weight_decay/2 ||theta||^2 + lr/4 alpha mean ||g_b||^2
+    } landscape;
+    struct Interpolation {
+      double min = 0.0, max = 1.0;
+      int64_t num = 11;
+    } interpolation;
+  } analysis;
 };
 
 struct KeyInfo {

@@ -50,6 +50,15 @@ TensorList direction(const TensorList& g, const TensorList& full_gradient, const
   return v;
 }
 
+TensorList detached_or_zero(const TensorList& g, const TensorList& params) {
+  TensorList out;
+  for (size_t i = 0; i < g.size(); ++i)
+    out.push_back(g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]));
+  return out;
+}
+
+}  // namespace
+
 // H v by differences of gradients along v (forward or central), as the reference computes it.
 TensorList hessian_by_differences(const BlockForward& forward, const TensorList& params,
                                   const TensorList& g, const TensorList& v, double eps_n,
@@ -83,15 +92,6 @@ double normalized_step(const TensorList& v, double eps) {
   if (norm.item<double>() == 0.0) return 0.0;
   return (torch::reciprocal(norm) * eps).item<double>();
 }
-
-TensorList detached_or_zero(const TensorList& g, const TensorList& params) {
-  TensorList out;
-  for (size_t i = 0; i < g.size(); ++i)
-    out.push_back(g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]));
-  return out;
-}
-
-}  // namespace
 
 BlockGradient block_gradient(const BlockForward& forward, const TensorList& params) {
   ForwardResult out = forward();

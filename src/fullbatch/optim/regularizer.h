@@ -57,6 +57,16 @@ BlockGradient regularized_block_gradient(const BlockForward& forward, const Tens
                                          double lr, const GradRegSettings& settings,
                                          const TensorList& full_gradient = {});
 
+// The regularizer's finite-difference recipe on its own, for the analysis of its error
+// (analysis/probes.h): H v of one pass's loss from gradient differences along v, forward or
+// central as `implementation` says, at the step eps_n, with `g` the gradient at the current
+// parameters (forward differences reuse it). The parameters are restored bit for bit.
+TensorList hessian_by_differences(const BlockForward& forward, const TensorList& params,
+                                  const TensorList& g, const TensorList& v, double eps_n,
+                                  GradRegImpl implementation);
+// eps / ||v|| computed as the reference does (0 for v = 0).
+double normalized_step(const TensorList& v, double eps);
+
 // Hessian-vector product H v of one pass's loss at the current parameters, by double backprop.
 TensorList exact_hessian_vector_product(const BlockForward& forward, const TensorList& params,
                                         const TensorList& v);

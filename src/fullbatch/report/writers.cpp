@@ -2,6 +2,7 @@
 // JSON for scripts, a self-contained HTML page, and one SVG per curve (mean over seeds with the
 // range over seeds shaded). write_report ties loading, aggregation, the conclusion and writing
 // together; every file is replaced atomically.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -134,6 +135,8 @@ struct Plot {
   std::string svg;
 };
 
+
+
 const char kBandLabel[] = "shaded: min-max over seeds";
 
 // What the plots' x axis shows, from write_report's options.
@@ -159,6 +162,48 @@ PlotSeries row_series(const ReportRow& r, const std::vector<RunRecord>& runs, co
   return s;
 }
 
+// analysis.every_nth_step: the top Hessian eigenvalue against the edge-of-stability thresholds of
+// gradient descent, 2 / lr, and of heavy-ball momentum m, (2 + 2m) / lr.
+const PlotDef kCurvaturePlot = {"top_eigenvalue.svg", "top_eigenvalue",
+                                "Top Hessian eigenvalue (mean over seeds) and 2/lr, (2+2m)/lr",
+                                "eigenvalue (log)", true};
+
+double run_momentum(const RunRecord& run) {
+  const json& c = run.config;
+  if (c.is_object() && c.contains("hyp") && c["hyp"].contains("optim")) {
+    const double m = detail::json_number(c["hyp"]["optim"], "momentum");
+    if (std::isfinite(m)) return m;
+  }
+  return 0.0;
+}
+
+std::string render_curvature_plot(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
+                                  const XAxis& x) {
+  PlotSpec spec;
+  spec.title = kCurvaturePlot.title;
+  spec.x_label = x.label;
+  spec.y_label = kCurvaturePlot.y_label;
+  spec.log_y = true;
+  spec.band_label = kBandLabel;
+  for (const ReportRow& r : rows) {
+    PlotSeries eig = row_series(r, runs, "top_eigenvalue", x);
+    if (eig.points.empty()) continue;
+    const double m = r.runs.empty() ? 0.0 : run_momentum(runs[r.runs.front()]);
+    PlotSeries gd{r.name + ": 2/lr", {}}, heavy{r.name + ": (2+2m)/lr", {}};
+    // The thresholds where the eigenvalue was measured (same seeds' lr, mean over seeds).
+    const std::vector<SeedCurvePoint> lr = curve_over_seeds(r, runs, "lr", x.key);
+    for (const SeedCurvePoint& p : lr)
+      if (p.mean > 0) {
+        gd.points.emplace_back(p.x, 2.0 / p.mean);
+        heavy.points.emplace_back(p.x, (2.0 + 2.0 * m) / p.mean);
+      }
+    spec.series.push_back(std::move(eig));
+    spec.series.push_back(std::move(gd));
+    if (m > 0) spec.series.push_back(std::move(heavy));
+  }
+  return render_svg_plot(spec);
+}
+
 // One plot per kPlots entry, one series per row.
 std::vector<Plot> render_plots(const std::vector<ReportRow>& rows,
                                const std::vector<RunRecord>& runs, const XAxis& x) {
@@ -173,6 +218,11 @@ std::vector<Plot> render_plots(const std::vector<ReportRow>& rows,
     for (const ReportRow& r : rows) spec.series.push_back(row_series(r, runs, def.key, x));
     plots.push_back({&def, render_svg_plot(spec)});
   }
+  const bool curvature = std::any_of(runs.begin(), runs.end(), [](const RunRecord& run) {
+    return std::any_of(run.metrics.begin(), run.metrics.end(),
+                       [](const json& m) { return m.contains("top_eigenvalue"); });
+  });
+  if (curvature) plots.push_back({&kCurvaturePlot, render_curvature_plot(rows, runs, x)});
   return plots;
 }
 
@@ -379,6 +429,24 @@ std::string format_markdown_table(const std::vector<ReportRow>& rows) {
   return md;
 }
 
+// Figures `fullbatch analyze` left in the runs' analysis/ folders, linked from the report.
+std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path& out) {
+  std::string md;
+  for (const RunRecord& run : runs) {
+    const fs::path dir = fs::path(run.dir) / "analysis";
+    if (!fs::is_directory(dir)) continue;
+    std::vector<fs::path> svgs;
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().extension() == ".svg") svgs.push_back(entry.path());
+    std::sort(svgs.begin(), svgs.end());
+    if (svgs.empty()) continue;
+    md += "### " + run.name() + " (" + run.dir + ")\n\n";
+    for (const auto& svg : svgs)
+      md += "![" + svg.stem().string() + "](" + fs::relative(fs::absolute(svg), fs::absolute(out)).string() + ")\n\n";
+  }
+  return md.empty() ? md : "## Analyses (`fullbatch analyze`)\n\n" + md;
+}
+
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
                  const std::map<std::string, std::string>& paper_numbers, std::ostream& console,
                  const ReportOptions& options) {
@@ -395,7 +463,7 @@ int write_report(const std::vector<std::string>& run_dirs, const std::string& ou
   };
   const std::vector<Plot> plots = render_plots(rows, runs, x);
   for (const Plot& p : plots) write(p.def->file, p.svg);
-  write("report.md", markdown_document(table, conclusion, plots, x));
+  write("report.md", markdown_document(table, conclusion, plots, x) + analysis_section(runs, out));
   write("report.csv", csv_document(rows));
   write("report.json", json_document(rows, runs, conclusion, plots));
   write("report.html", html_document(rows, runs, conclusion, plots, x));

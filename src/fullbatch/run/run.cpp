@@ -1,5 +1,7 @@
 #include "fullbatch/run/run.h"
 
+#include "fullbatch/run/analyze.h"
+
 #include <c10/util/Exception.h>
 
 #include <cstdio>
@@ -163,11 +165,17 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
     last_checkpoint = save_checkpoint(run, c, config.impl.checkpoint_keep);
   };
 
+  // analysis.every_nth_step: the top Hessian eigenvalue at steps N, 2N, ... and the last.
+  const AnalysisOptions analysis = analysis_options(config, trainer.channels_last());
+  auto curvature_due = [&](int64_t step) {
+    return analysis.every_nth_step > 0 && (step % analysis.every_nth_step == 0 || step == config.hyp.steps);
+  };
   Progress progress(config.name, config.hyp.steps, options.progress && comm->is_root());
   try {
     if (!finished) {
       trainer.train([&](const StepRecord& r) {
-        const nlohmann::json record = r.to_json();
+        nlohmann::json record = r.to_json();
+        if (curvature_due(r.step)) record.update(curvature_fields(trainer, analysis, *comm));
         so_far.add(writer ? writer->append_metrics(record) : record.dump() + "\n", record);
         progress.update(r);
         const int64_t every = config.impl.checkpoint_every;

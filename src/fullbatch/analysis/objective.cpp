@@ -1,0 +1,117 @@
+#include "fullbatch/analysis/objective.h"
+
+#include <torch/torch.h>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/training/loss.h"
+
+namespace fullbatch {
+
+ModuleStateGuard::ModuleStateGuard(torch::nn::Module& module)
+    : module_(module), training_(module.is_training()) {
+  torch::NoGradGuard no_grad;
+  for (auto& b : module.buffers()) {
+    buffers_.push_back(b);
+    saved_.push_back(b.clone());
+  }
+}
+
+ModuleStateGuard::~ModuleStateGuard() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(saved_[i]);
+  module_.train(training_);
+}
+
+std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values,
+                                   const torch::Device& device) {
+  if (comm.world_size() == 1 || values.empty()) return values;
+  torch::Tensor t = torch::tensor(values, torch::kFloat64).to(device);
+  std::vector<torch::Tensor> list{t};
+  comm.all_reduce_sum(list);
+  torch::Tensor host = list[0].cpu();
+  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+}
+
+void sum_over_ranks(Communicator& comm, TensorList& tensors) {
+  if (comm.world_size() > 1) comm.all_reduce_sum(tensors);
+}
+
+TrainingObjective::TrainingObjective(Classifier& model, const Dataset& data, ObjectiveOptions options,
+                                     Communicator& comm)
+    : model_(model),
+      data_(data),
+      options_(options),
+      comm_(comm),
+      source_(data, BlockSourceOptions{/*augment=*/false, 0, 0, 0, options.channels_last}) {
+  for (auto& p : model.parameters())
+    if (p.requires_grad()) params_.push_back(p);
+  const int64_t available = data.train.size();
+  images_ = options.data_size > 0 ? std::min(options.data_size, available) : available;
+  if (images_ == 0) throw UserError("analysis: the training set is empty (data.size, analysis.data_size)");
+  if (options.block_size < 1) throw UserError("analysis: data.batch_size must be >= 1");
+  for (int64_t begin = 0; begin < images_; begin += options.block_size)
+    bounds_.emplace_back(begin, std::min(begin + options.block_size, images_));
+}
+
+Block TrainingObjective::make_block(int64_t b) const {
+  const auto [begin, end] = bounds_[b];
+  return source_.block(torch::arange(begin, end, torch::kLong), 0, static_cast<uint64_t>(b));
+}
+
+void TrainingObjective::for_each_block(const std::function<void(int64_t, const Block&, const BlockForward&)>& visit) {
+  ModuleStateGuard guard(model_);
+  // Callers may sit inside a no-grad scope (the trainer's step hook); the analyses need graphs.
+  torch::AutoGradMode enable_grad(true);
+  model_.train(options_.batchnorm_train);
+  for (int64_t b = comm_.rank(); b < num_blocks(); b += comm_.world_size()) {
+    const Block block = make_block(b);
+    const double smoothing = options_.label_smoothing;
+    BlockForward forward = [&]() {
+      torch::Tensor logits = model_.forward(block.inputs);
+      return ForwardResult{training_loss(logits, block.labels, smoothing), logits};
+    };
+    visit(b, block, forward);
+  }
+}
+
+ObjectiveValue TrainingObjective::value(bool with_gradient) {
+  double loss_sum = 0, correct = 0;
+  TensorList gradient;
+  if (with_gradient)
+    for (const auto& p : params_) gradient.push_back(torch::zeros_like(p));
+  for_each_block([&](int64_t b, const Block& block, const BlockForward& forward) {
+    const double weight = static_cast<double>(block_images(b)) / static_cast<double>(images_);
+    const torch::Tensor& labels = block.labels;
+    ForwardResult out;
+    if (with_gradient) {
+      BlockGradient g = block_gradient(forward, params_);
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < gradient.size(); ++i) gradient[i].add_(g.grads[i], weight);
+      out = {g.loss, g.logits};
+    } else {
+      torch::NoGradGuard no_grad;
+      out = forward();
+    }
+    loss_sum += out.loss.item<double>() * block_images(b);
+    correct += out.logits.argmax(1).eq(labels.to(out.logits.device())).sum().item<double>();
+  });
+  const torch::Device device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].device();
+  const std::vector<double> totals = sum_over_ranks(comm_, {loss_sum, correct}, device);
+  sum_over_ranks(comm_, gradient);
+  return {totals[0] / images_, 100.0 * totals[1] / images_, std::move(gradient)};
+}
+
+TensorList TrainingObjective::hessian_vector_product(const TensorList& v) {
+  TensorList hv;
+  for (const auto& p : params_) hv.push_back(torch::zeros_like(p));
+  for_each_block([&](int64_t b, const Block&, const BlockForward& forward) {
+    const double weight = static_cast<double>(block_images(b)) / static_cast<double>(images_);
+    TensorList part = exact_hessian_vector_product(forward, params_, v);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < hv.size(); ++i) hv[i].add_(part[i], weight);
+  });
+  sum_over_ranks(comm_, hv);
+  return hv;
+}
+
+}  // namespace fullbatch

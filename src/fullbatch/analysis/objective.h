@@ -1,0 +1,93 @@
+#pragma once
+// The full-batch training loss as a function of the parameters, for analyses: the mean loss over
+// fixed, unaugmented blocks of the training set (data.batch_size images each, in index order),
+// its gradient, per-block gradients and exact Hessian-vector products by double backprop, each
+// summed over the blocks. With several processes, block b belongs to rank b % world and sums go
+// through the Communicator, as training deals its blocks.
+//
+// BatchNorm runs in training mode (batch statistics: the loss training minimizes) or in eval mode
+// (running statistics). Either way every buffer and the module's mode are restored bit for bit
+// when a call returns, so analysing in the middle of a run changes nothing the run computes.
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "fullbatch/common/tensor_list.h"
+#include "fullbatch/data/block_source.h"
+#include "fullbatch/data/dataset.h"
+#include "fullbatch/distributed/communicator.h"
+#include "fullbatch/models/model.h"
+#include "fullbatch/optim/regularizer.h"
+
+namespace fullbatch {
+
+struct ObjectiveOptions {
+  int64_t block_size = 128;
+  int64_t data_size = 0;       // first N training images; 0 = all the data holds
+  bool batchnorm_train = true;
+  double label_smoothing = 0.0;
+  bool channels_last = false;
+};
+
+// The loss, accuracy and (when asked) gradient of the whole objective.
+struct ObjectiveValue {
+  double loss = 0;
+  double accuracy = 0;  // percent
+  TensorList gradient;  // mean over images; empty when not asked
+};
+
+class TrainingObjective {
+ public:
+  TrainingObjective(Classifier& model, const Dataset& data, ObjectiveOptions options,
+                    Communicator& comm);
+
+  Classifier& model() { return model_; }
+  const TensorList& params() const { return params_; }
+  int64_t images() const { return images_; }
+  int64_t num_blocks() const { return static_cast<int64_t>(bounds_.size()); }
+  int64_t block_images(int64_t b) const { return bounds_[b].second - bounds_[b].first; }
+  Communicator& comm() { return comm_; }
+
+  ObjectiveValue value(bool with_gradient);
+  // H v of the mean loss, exact (double backprop per block).
+  TensorList hessian_vector_product(const TensorList& v);
+  // Visits this rank's blocks with a forward closure in the analysis' BatchNorm mode, buffers
+  // restored afterwards. `visit(block_index, block, forward)`.
+  void for_each_block(const std::function<void(int64_t, const Block&, const BlockForward&)>& visit);
+
+ private:
+  Block make_block(int64_t b) const;
+
+  Classifier& model_;
+  const Dataset& data_;
+  ObjectiveOptions options_;
+  Communicator& comm_;
+  BlockSource source_;
+  TensorList params_;
+  std::vector<std::pair<int64_t, int64_t>> bounds_;  // [begin, end) image indices per block
+  int64_t images_ = 0;
+};
+
+// Restores a module's buffers (BatchNorm running statistics) and training mode on destruction.
+class ModuleStateGuard {
+ public:
+  explicit ModuleStateGuard(torch::nn::Module& module);
+  ~ModuleStateGuard();
+  ModuleStateGuard(const ModuleStateGuard&) = delete;
+  ModuleStateGuard& operator=(const ModuleStateGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool training_;
+  TensorList buffers_, saved_;
+};
+
+// Sums a list of doubles over ranks (float64 on the host's CPU, moved where the group needs it).
+std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values,
+                                   const torch::Device& device);
+// In place: the tensors summed over ranks.
+void sum_over_ranks(Communicator& comm, TensorList& tensors);
+
+}  // namespace fullbatch

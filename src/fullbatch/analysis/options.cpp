@@ -1,0 +1,32 @@
+#include "fullbatch/analysis/options.h"
+
+#include "fullbatch/common/parse.h"
+
+namespace fullbatch {
+
+AnalysisOptions analysis_options(const Config& c, bool channels_last) {
+  const auto& a = c.analysis;
+  AnalysisOptions o;
+  o.objective.block_size = c.data.batch_size;
+  o.objective.data_size = a.data_size;
+  o.objective.batchnorm_train = a.batchnorm == "train";
+  o.objective.label_smoothing = c.hyp.label_smoothing;
+  o.objective.channels_last = channels_last;
+  o.curvature.lanczos = {a.eigenvalues, a.lanczos_iterations, a.tolerance, c.seed};
+  o.curvature.trace_samples = a.trace_samples;
+  o.record_trace = a.record_trace;
+  o.every_nth_step = a.every_nth_step;
+  o.fd_eps = parse_positive_list(a.fd_eps);
+  o.sam_rho = a.sam_rho;
+  o.flatness_threshold = a.flatness_threshold;
+  o.flatness_increment = a.flatness_increment;
+  o.flatness_max_steps = a.flatness_max_steps;
+  o.directions = {parse_direction_norm(a.landscape.norm), a.landscape.ignore_bias_bn, c.seed};
+  o.grid.xs = linspace(a.landscape.xmin, a.landscape.xmax, a.landscape.xnum);
+  if (a.landscape.ynum > 0) o.grid.ys = linspace(a.landscape.ymin, a.landscape.ymax, a.landscape.ynum);
+  o.full_loss = {a.landscape.full_loss, c.hyp.optim.weight_decay, c.hyp.optim.lr, c.hyp.grad_reg.block_strength};
+  o.interpolation = linspace(a.interpolation.min, a.interpolation.max, a.interpolation.num);
+  return o;
+}
+
+}  // namespace fullbatch
