@@ -30,7 +30,7 @@ std::vector<std::string> split_commas(const std::vector<std::string>& items) {
 }
 
 // One line per analysis with its headline numbers; the files hold everything.
-void print_summary(const nlohmann::json& r) {
+void print_summary(const nlohmann::json& r, const std::vector<std::string>& figures) {
   std::printf("analysis of %s (%lld training images, BatchNorm %s) -> %s\n",
               r["source"].get<std::string>().c_str(), static_cast<long long>(r["images"].get<int64_t>()),
               r["batchnorm"].get<std::string>().c_str(), r["out_dir"].get<std::string>().c_str());
@@ -66,6 +66,7 @@ void print_summary(const nlohmann::json& r) {
     std::printf("\n");
   }
   for (const auto& f : r["files"]) std::printf("  wrote %s\n", f.get<std::string>().c_str());
+  for (const auto& f : figures) std::printf("  wrote %s\n", f.c_str());
 }
 
 int cmd_analyze(AnalyzeArgs& a) {
@@ -75,19 +76,16 @@ int cmd_analyze(AnalyzeArgs& a) {
     if (o.rfind("impl.dist_timeout_s=", 0) == 0) apply_override(transport, o);
   auto comm = communicator_from_env(transport);
   const nlohmann::json result = run_analysis(a.request, comm);
-  if (!comm->is_root()) return 0;
-  for (const auto& svg : write_analysis_plots(result["out_dir"].get<std::string>()))
-    std::printf("  wrote %s\n", svg.c_str());
-  print_summary(result);
+  if (comm->is_root()) print_summary(result, write_analysis_plots(result["out_dir"].get<std::string>()));
   return 0;
 }
 
 }  // namespace
 
 void add_analysis_commands(CLI::App& app, Commands& out) {
-  auto args = std::make_shared<AnalyzeArgs>();
   auto* c = app.add_subcommand(
       "analyze", "curvature, finite-difference error, flatness, landscapes of a trained run (docs/analysis.md)");
+  auto args = std::make_shared<AnalyzeArgs>();
   c->add_option("--checkpoint", args->request.source, "run directory, its model.pt, or a checkpoint (.ckpt)")
       ->required();
   c->add_option("--what", args->what,

@@ -18,5 +18,6 @@ void add_experiment_commands(CLI::App& app, Commands& out);  // demo, sweep, rep
 void add_bench_commands(CLI::App& app, Commands& out);       // bench
 void add_distributed_commands(CLI::App& app, Commands& out);  // launch, bench-comm
 void add_analysis_commands(CLI::App& app, Commands& out);     // analyze
+void add_export_commands(CLI::App& app, Commands& out);       // export
 
 }  // namespace fullbatch::cli

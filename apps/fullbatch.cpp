@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::add_bench_commands(app, commands);
   cli::add_distributed_commands(app, commands);
   cli::add_analysis_commands(app, commands);
+  cli::add_export_commands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "fullbatch/common/files.h"
 #include "fullbatch/config/presets.h"
 #include "test_util.h"
 
@@ -184,6 +185,70 @@ TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {
   EXPECT_EQ(j["fixed_augmentation_table_bytes"], 3 * 40 * 128);
   EXPECT_EQ(j["blocks_per_step"], 40 * 128 / 64);
   EXPECT_FALSE(std::filesystem::exists(dir / "run")) << "a dry run writes nothing";
+}
+
+}  // namespace
+}  // namespace fullbatch
+
+namespace fullbatch {
+namespace {
+
+// `fullbatch analyze` end to end on a tiny run: its files and figures, a landscape that continues
+// after an interruption, the interpolation to a second run, curvature in metrics.jsonl and the
+// report's eigenvalue plot and analysis section, and one-line errors for bad requests.
+TEST(Cli, AnalyzeWritesResumableResultsThatTheReportShows) {
+  FULLBATCH_REQUIRE_FASHION_MNIST();
+  TempDir dir;
+  const std::string tiny = kTiny + " model.name=simplecnn analysis.data_size=64";
+  std::string out;
+  ASSERT_EQ(run_command(kCli + " train --preset fb1 --out " + (dir / "a") + tiny +
+                            " analysis.every_nth_step=1 analysis.lanczos_iterations=3",
+                        &out), 0) << out;
+  ASSERT_EQ(run_command(kCli + " train --preset base_sgd --out " + (dir / "b") + tiny, &out), 0) << out;
+  const std::string metrics = read_file(dir / "a/metrics.jsonl");
+  EXPECT_EQ(count_lines(metrics), 2);
+  EXPECT_NE(metrics.find("\"top_eigenvalue\""), std::string::npos);
+
+  const std::string analyze = kCli + " analyze --checkpoint " + (dir / "a") +
+                              " analysis.data_size=64 analysis.trace_samples=2 analysis.landscape.xnum=7";
+  ASSERT_EQ(run_command(analyze + " --what curvature,fd-error,sam,flatness,gradients,landscape", &out), 0) << out;
+  for (const char* f : {"curvature.json", "fd_error.json", "sam.json", "flatness.json", "gradients.json",
+                        "landscape_1d.jsonl", "landscape_1d.svg", "fd_error.svg"})
+    EXPECT_TRUE(fs::exists(dir / ("a/analysis/" + std::string(f)))) << f << "\n" << out;
+  const auto curvature = nlohmann::json::parse(read_file(dir / "a/analysis/curvature.json"));
+  EXPECT_TRUE(curvature["trace"].contains("estimate"));
+  EXPECT_EQ(curvature["batchnorm"], "eval");
+
+  // Cut the landscape to three points and a half-written line: the rerun completes the same file.
+  const std::string whole = read_file(dir / "a/analysis/landscape_1d.jsonl");
+  size_t pos = 0;
+  for (int line = 0; line < 4; ++line) pos = whole.find('\n', pos) + 1;
+  std::ofstream(dir / "a/analysis/landscape_1d.jsonl", std::ios::trunc) << whole.substr(0, pos + 5);
+  ASSERT_EQ(run_command(analyze + " --what landscape", &out), 0) << out;
+  EXPECT_EQ(read_file(dir / "a/analysis/landscape_1d.jsonl"), whole);
+  // Other settings are not mixed into that file.
+  EXPECT_EQ(run_command(analyze + " --what landscape analysis.landscape.norm=layer", &out), 2);
+  EXPECT_EQ(count_lines(out), 1) << out;
+
+  ASSERT_EQ(run_command(analyze + " --what interpolation analysis.interpolation.num=3 --to " +
+                            (dir / "b/model.pt"), &out), 0) << out;
+  EXPECT_TRUE(fs::exists(dir / "a/analysis/interpolation_loss.svg"));
+  EXPECT_EQ(count_lines(read_file(dir / "a/analysis/interpolation.jsonl")), 4);
+
+  ASSERT_EQ(run_command(kCli + " report --out " + (dir / "report") + " " + (dir / "a") + " " + (dir / "b"), &out), 0)
+      << out;
+  EXPECT_TRUE(fs::exists(dir / "report/top_eigenvalue.svg"));
+  const std::string md = read_file(dir / "report/report.md");
+  EXPECT_NE(md.find("Analyses"), std::string::npos);
+  EXPECT_NE(md.find("landscape_1d.svg"), std::string::npos);
+
+  for (const std::string bad : {" --what nonsense", " --what interpolation", " analysis.fd_eps=0,1",
+                                " analysis.landscape.norm=sideways"}) {
+    EXPECT_EQ(run_command(analyze + bad, &out), 2) << bad << "\n" << out;
+    EXPECT_EQ(count_lines(out), 1) << bad << "\n" << out;
+  }
+  EXPECT_EQ(run_command(kCli + " analyze --checkpoint " + (dir / "nothing"), &out), 2);
+  EXPECT_EQ(count_lines(out), 1) << out;
 }
 
 }  // namespace

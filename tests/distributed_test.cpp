@@ -149,6 +149,16 @@ class TwoRanks : public ::testing::Test {
   TempDir dir_;
 };
 
+// The loss column of an analysis' landscape file (its lines after the header).
+std::vector<double> landscape_losses(const std::string& path) {
+  std::vector<double> losses;
+  std::istringstream lines(read_file(path));
+  std::string line;
+  std::getline(lines, line);  // header
+  while (std::getline(lines, line)) losses.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  return losses;
+}
+
 TEST_F(TwoRanks, FullBatchMatchesOneProcessAndRepeatsBitForBit) {
   // simplecnn has no BatchNorm, so even the running statistics cannot differ between layouts.
   for (const std::string model : {"simplecnn", "resnet18"}) {
@@ -183,6 +193,32 @@ TEST_F(TwoRanks, FullBatchMatchesOneProcessAndRepeatsBitForBit) {
     EXPECT_EQ(timeless(two), timeless(metrics(dir_ / (model + "2b")))) << model;
     EXPECT_EQ(read_file(dir_ / (model + "2a/model.pt")), read_file(dir_ / (model + "2b/model.pt")));
   }
+}
+
+TEST_F(TwoRanks, AnalysesShareTheBlocksAndAgreeWithOneProcess) {
+  const std::string cfg = tiny("model.name=simplecnn hyp.steps=2");
+  std::string out;
+  ASSERT_EQ(run_command(kCli + " train --quiet --out " + dir_ / "run " + cfg, &out), 0) << out;
+  const std::string args = " analyze --checkpoint " + dir_ / "run" +
+                           " --what curvature,gradients,landscape analysis.landscape.xnum=3"
+                           " analysis.trace_samples=2 analysis.tolerance=0 analysis.lanczos_iterations=4 --out ";
+  ASSERT_EQ(run_command(kCli + args + dir_ / "one", &out), 0) << out;
+  ASSERT_EQ(run_command(kCli + " launch --nproc 2 --" + args + dir_ / "two", &out), 0) << out;
+  auto json_of = [&](const std::string& f) { return nlohmann::json::parse(read_file(f)); };
+  const auto c1 = json_of(dir_ / "one/curvature.json"), c2 = json_of(dir_ / "two/curvature.json");
+  const double top = c1["top"]["eigenvalues"][0].get<double>();
+  EXPECT_NEAR(c2["top"]["eigenvalues"][0].get<double>(), top, 1e-4 * std::abs(top));
+  EXPECT_NEAR(c2["trace"]["estimate"].get<double>(), c1["trace"]["estimate"].get<double>(),
+              1e-4 * std::abs(c1["trace"]["estimate"].get<double>()));
+  const auto g1 = json_of(dir_ / "one/gradients.json"), g2 = json_of(dir_ / "two/gradients.json");
+  EXPECT_NEAR(g2["gradient_norm"].get<double>(), g1["gradient_norm"].get<double>(),
+              1e-5 * g1["gradient_norm"].get<double>());
+  EXPECT_EQ(g2["block_gradient_norms"].size(), g1["block_gradient_norms"].size());
+  const auto l1 = landscape_losses(dir_ / "one/landscape_1d.jsonl");
+  const auto l2 = landscape_losses(dir_ / "two/landscape_1d.jsonl");
+  ASSERT_EQ(l1.size(), 3u);
+  ASSERT_EQ(l2.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * std::abs(l1[i]));
 }
 
 TEST_F(TwoRanks, SgdSlicesEachGlobalBatch) {

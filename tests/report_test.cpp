@@ -635,6 +635,7 @@ TEST(ReportTest, ConclusionTestsTheHeadlineAndEachLadderStep) {
       dirs.push_back(make_run(tmp.path(), {name, s, stochastic, vals[s], 99, 1, steps}));
   };
   add_row("sgd", true, {80.0, 80.5, 81.0}, 5);
+  add_row("sgd_equal", true, {70.0, 71.0, 72.0}, 20);  // as many passes as the full-batch rows
   add_row("fb1", false, {60, 61, 62}, 20);
   add_row("fb2", false, {90, 91, 92}, 20);
   add_row("fbclip", false, {90.5, 91.5, 89.5}, 20);
@@ -652,6 +653,12 @@ TEST(ReportTest, ConclusionTestsTheHeadlineAndEachLadderStep) {
             std::string::npos)
       << md;
   EXPECT_NE(md.find("flatters"), std::string::npos) << md;  // best of three full-batch rows
+  // ... and at equal compute, against the SGD row with the same passes.
+  EXPECT_NE(md.find("At equal compute (passes over the training data): fb2 (3 seeds, 20 passes) "
+                    "91.00% against sgd_equal (3 seeds, 20 passes) 71.00%. Full batch minus SGD: "
+                    "+20.00 points"),
+            std::string::npos)
+      << md;
 
   // Ladder, in table order.
   const std::size_t step1 = md.find("- fb1 → fb2: +30.00 points"),

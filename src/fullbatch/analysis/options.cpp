@@ -22,8 +22,8 @@ AnalysisOptions analysis_options(const Config& c, bool channels_last) {
   o.flatness_increment = a.flatness_increment;
   o.flatness_max_steps = a.flatness_max_steps;
   o.directions = {parse_direction_norm(a.landscape.norm), a.landscape.ignore_bias_bn, c.seed};
-  o.grid.xs = linspace(a.landscape.xmin, a.landscape.xmax, a.landscape.xnum);
-  if (a.landscape.ynum > 0) o.grid.ys = linspace(a.landscape.ymin, a.landscape.ymax, a.landscape.ynum);
+  o.grid.xs = linspace(a.landscape.x.min, a.landscape.x.max, a.landscape.x.num);
+  if (a.landscape.y.num > 0) o.grid.ys = linspace(a.landscape.y.min, a.landscape.y.max, a.landscape.y.num);
   o.full_loss = {a.landscape.full_loss, c.hyp.optim.weight_decay, c.hyp.optim.lr, c.hyp.grad_reg.block_strength};
   o.interpolation = linspace(a.interpolation.min, a.interpolation.max, a.interpolation.num);
   return o;

@@ -205,9 +205,21 @@ std::string check_device(const std::string& v) {
   return std::regex_match(v, pattern) ? "" : "must be auto, cpu, cuda or cuda:N";
 }
 
+// PREFIXmin, PREFIXmax and PREFIXnum of a Config::Range.
+template <class Ref>
+void append_range_keys(std::vector<KeyDef>& table, const std::string& prefix, const std::string& help,
+                       int64_t min_num, Ref ref) {
+  using C = Config;
+  table.push_back(float_key(prefix + "min", help + " from", false, [ref](C& c) -> auto& { return ref(c).min; }));
+  table.push_back(float_key(prefix + "max", help + " to", false, [ref](C& c) -> auto& { return ref(c).max; }));
+  table.push_back(int_key(prefix + "num", help + ": points", false, [ref](C& c) -> auto& { return ref(c).num; },
+                          in_range(static_cast<double>(min_num), 100000)));
+}
+
 const std::vector<KeyDef>& key_table() {
   using C = Config;
-  static const std::vector<KeyDef> table = {
+  static const std::vector<KeyDef> table = [] {
+  std::vector<KeyDef> table = {
       string_key("name", "run name (a row of a report)", false, [](C& c) -> auto& { return c.name; }),
       string_key("preset", "preset the run started from", false,
                  [](C& c) -> auto& { return c.preset; }),
@@ -364,28 +376,18 @@ const std::vector<KeyDef>& key_table() {
                  one_of({"filter", "layer", "weight"})),
       bool_key("analysis.landscape.ignore_bias_bn", "directions are zero on biases and BatchNorm",
                false, [](C& c) -> auto& { return c.analysis.landscape.ignore_bias_bn; }),
-      float_key("analysis.landscape.xmin", "landscape: first direction from", false,
-                [](C& c) -> auto& { return c.analysis.landscape.xmin; }),
-      float_key("analysis.landscape.xmax", "landscape: first direction to", false,
-                [](C& c) -> auto& { return c.analysis.landscape.xmax; }),
-      int_key("analysis.landscape.xnum", "landscape: points along the first direction", false,
-              [](C& c) -> auto& { return c.analysis.landscape.xnum; }, in_range(1, 100000)),
-      float_key("analysis.landscape.ymin", "landscape: second direction from", false,
-                [](C& c) -> auto& { return c.analysis.landscape.ymin; }),
-      float_key("analysis.landscape.ymax", "landscape: second direction to", false,
-                [](C& c) -> auto& { return c.analysis.landscape.ymax; }),
-      int_key("analysis.landscape.ynum", "landscape: points along the second direction (0 = 1-D)",
-              false, [](C& c) -> auto& { return c.analysis.landscape.ynum; }, in_range(0, 100000)),
       bool_key("analysis.landscape.full_loss",
                "landscape of the full loss: + weight decay and gradient-penalty terms", false,
                [](C& c) -> auto& { return c.analysis.landscape.full_loss; }),
-      float_key("analysis.interpolation.min", "interpolation between checkpoints: t from", false,
-                [](C& c) -> auto& { return c.analysis.interpolation.min; }),
-      float_key("analysis.interpolation.max", "interpolation between checkpoints: t to", false,
-                [](C& c) -> auto& { return c.analysis.interpolation.max; }),
-      int_key("analysis.interpolation.num", "interpolation between checkpoints: points", false,
-              [](C& c) -> auto& { return c.analysis.interpolation.num; }, in_range(2, 100000)),
   };
+  append_range_keys(table, "analysis.landscape.x", "landscape: first direction", 1,
+                    [](C& c) -> auto& { return c.analysis.landscape.x; });
+  append_range_keys(table, "analysis.landscape.y", "landscape: second direction (num 0 = 1-D)", 0,
+                    [](C& c) -> auto& { return c.analysis.landscape.y; });
+  append_range_keys(table, "analysis.interpolation.", "interpolation between checkpoints: t", 2,
+                    [](C& c) -> auto& { return c.analysis.interpolation; });
+  return table;
+  }();
   return table;
 }
 

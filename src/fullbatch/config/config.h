@@ -89,6 +89,12 @@ struct Config {
     double dist_timeout_s = 300.0;
   } impl;
 
+  // num points evenly from min to max (a landscape's axis, an interpolation's t).
+  struct Range {
+    double min = 0, max = 1;
+    int64_t num = 1;
+  };
+
   // Curvature, flatness and landscapes (docs/analysis.md): read by `fullbatch analyze`, and by
   // training when analysis.every_nth_step > 0. None of them changes what training computes.
   struct Analysis {
@@ -108,16 +114,11 @@ struct Config {
     struct Landscape {
       std::string norm = "filter";  // filter, layer or weight
       bool ignore_bias_bn = true;   // directions are zero on biases and BatchNorm parameters
-      double xmin = -1.0, xmax = 1.0;
-      int64_t xnum = 51;
-      double ymin = -1.0, ymax = 1.0;
-      int64_t ynum = 0;  // 0: a 1-D landscape
       bool full_loss = false;  // + weight_decay/2 ||theta||^2 + lr/4 alpha mean ||g_b||^2
+      Range x{-1.0, 1.0, 51};  // the reference's 1-D defaults
+      Range y{-1.0, 1.0, 0};   // num 0: a 1-D landscape
     } landscape;
-    struct Interpolation {
-      double min = 0.0, max = 1.0;
-      int64_t num = 11;
-    } interpolation;
+    Range interpolation{0.0, 1.0, 11};  // t from the first checkpoint (0) to the second (1)
   } analysis;
 };
 

@@ -76,24 +76,16 @@ std::string fd_error(const nlohmann::json& j) {
   return render_svg_plot(spec);
 }
 
-std::string interpolation(const std::vector<nlohmann::json>& rows) {
+// One quantity on the line between the checkpoints, on the training and the test set.
+std::string interpolation(const std::vector<nlohmann::json>& rows, const std::string& title,
+                          const std::string& y_label, bool log_y, const char* train_key, const char* test_key) {
   PlotSpec spec;
-  spec.title = "From the first checkpoint (t = 0) to the second (t = 1), BatchNorm buffers too";
+  spec.title = title;
   spec.x_label = "t";
-  spec.y_label = "loss (log)";
-  spec.log_y = true;
-  spec.series.push_back(series_of(rows, "t", "loss", "training loss"));
-  spec.series.push_back(series_of(rows, "t", "test_loss", "test loss"));
-  return render_svg_plot(spec);
-}
-
-std::string interpolation_accuracy(const std::vector<nlohmann::json>& rows) {
-  PlotSpec spec;
-  spec.title = "Accuracy between the two checkpoints";
-  spec.x_label = "t";
-  spec.y_label = "accuracy (%)";
-  spec.series.push_back(series_of(rows, "t", "accuracy", "training accuracy"));
-  spec.series.push_back(series_of(rows, "t", "test_accuracy", "test accuracy"));
+  spec.y_label = y_label;
+  spec.log_y = log_y;
+  spec.series.push_back(series_of(rows, "t", train_key, "training set"));
+  spec.series.push_back(series_of(rows, "t", test_key, "test set"));
   return render_svg_plot(spec);
 }
 
@@ -181,8 +173,11 @@ std::vector<std::string> write_analysis_plots(const std::string& analysis_dir) {
   if (fs::exists(dir / "interpolation.jsonl")) {
     const auto rows = read_table((dir / "interpolation.jsonl").string(), &header);
     if (!rows.empty()) {
-      write("interpolation_loss.svg", interpolation(rows));
-      write("interpolation_accuracy.svg", interpolation_accuracy(rows));
+      write("interpolation_loss.svg",
+            interpolation(rows, "Loss from the first checkpoint (t = 0) to the second (t = 1), BatchNorm buffers too",
+                          "loss (log)", true, "loss", "test_loss"));
+      write("interpolation_accuracy.svg", interpolation(rows, "Accuracy between the two checkpoints",
+                                                        "accuracy (%)", false, "accuracy", "test_accuracy"));
     }
   }
   return written;

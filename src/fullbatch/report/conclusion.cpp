@@ -156,6 +156,29 @@ void add_headline(Conclusion& out, const std::vector<ReportRow>& rows,
   out.headline_text = headline_text(rows, runs, *out.headline, fb, sgd);
 }
 
+bool equal_passes(double a, double b) {
+  return std::isfinite(a) && std::isfinite(b) && std::abs(a - b) <= 0.01 * std::max(a, b);
+}
+
+// The best SGD row with the best full-batch row's passes, when the overall best SGD row is not it.
+void add_equal_compute(Conclusion& out, const std::vector<ReportRow>& rows) {
+  if (!out.headline) return;
+  const ReportRow& fb = rows[out.headline->a];
+  if (equal_passes(fb.passes, rows[out.headline->b].passes)) return;
+  std::optional<std::size_t> best;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (has_val_acc(rows[i]) && is_kind(rows[i], true) && equal_passes(rows[i].passes, fb.passes) &&
+        (!best || rows[i].val_acc_mean > rows[*best].val_acc_mean))
+      best = i;
+  if (!best) return;
+  out.equal_compute = compare_rows(rows, out.headline->a, *best);
+  const RowComparison& c = *out.equal_compute;
+  out.equal_compute_text = "At equal compute (passes over the training data): " +
+                           side_text(fb, " passes") + " against " + side_text(rows[*best], " passes") +
+                           ". Full batch minus SGD: " + difference_text(c) + ". Verdict: " +
+                           verdict_text(c, "full batch ahead", "SGD ahead") + ".";
+}
+
 void add_ladder(Conclusion& out, const std::vector<ReportRow>& rows) {
   const std::vector<std::size_t> fb = full_batch_rows(rows);
   if (fb.size() < 2) return;
@@ -213,6 +236,7 @@ std::string verdict_text(const RowComparison& c, const std::string& a_ahead,
 Conclusion conclude(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs) {
   Conclusion out;
   add_headline(out, rows, runs);
+  add_equal_compute(out, rows);
   add_ladder(out, rows);
   if (any_tested(out)) out.method_note = method_note();
   return out;
@@ -220,6 +244,7 @@ Conclusion conclude(const std::vector<ReportRow>& rows, const std::vector<RunRec
 
 std::string conclusion_markdown(const Conclusion& c) {
   std::string md = c.headline_text;
+  if (!c.equal_compute_text.empty()) md += "\n\n" + c.equal_compute_text;
   if (!c.ladder_intro.empty()) {
     md += "\n\n" + c.ladder_intro + "\n";
     for (const std::string& step : c.ladder_steps) md += "\n- " + step;

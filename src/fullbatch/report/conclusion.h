@@ -1,6 +1,7 @@
 #pragma once
 // The report's conclusion: what the numbers say about differences between rows, and no more. The
-// best full-batch row is set against the best SGD row, and each full-batch row against the one
+// best full-batch row is set against the best SGD row (and against the best SGD row with as many
+// passes over the data, when that is another one), and each full-batch row against the one
 // before it in table order (what each step of the ladder added); every difference of mean
 // validation accuracy comes with a 95% confidence interval, a bootstrap interval and Welch's
 // p-value, and is called a lead only when p < 0.05. A row is SGD or full batch by its config's
@@ -36,6 +37,10 @@ std::string verdict_text(const RowComparison& c, const std::string& a_ahead,
 
 struct Conclusion {
   std::optional<RowComparison> headline;  // best full batch (a) against best SGD (b)
+  // When the best SGD row made another number of passes: the best full-batch row (a) against
+  // the best SGD row with its number of passes (b), i.e. at equal compute.
+  std::optional<RowComparison> equal_compute;
+  std::string equal_compute_text;
   std::vector<RowComparison> ladder;      // consecutive full-batch rows, later (a) vs earlier (b)
   std::string headline_text;              // one paragraph; says why when there is no headline
   std::string ladder_intro;               // empty when fewer than two full-batch rows

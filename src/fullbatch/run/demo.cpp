@@ -19,8 +19,10 @@ constexpr int kSgdEqualWarmup = 1;
 }  // namespace
 
 std::vector<std::string> demo_defaults() {
+  // Evaluating the 10,000 test images in batches of 200 takes 0.8 s instead of 1.5 s in batches
+  // of 1,000 on a 2-core CPU (docs/demo.md); results are the same (per-image, eval mode).
   return {"data.name=fashion-mnist", "data.size=" + std::to_string(kImages), "model.name=resnet18",
-          "model.width=4", "impl.validate_every_nth_step=20"};
+          "model.width=4", "impl.validate_every_nth_step=20", "impl.eval_batch_size=200"};
 }
 
 std::vector<SweepRow> demo_ladder() {
