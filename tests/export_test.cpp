@@ -19,6 +19,7 @@
 #include "fullbatch/models/safetensors.h"
 #include "fullbatch/models/weights.h"
 #include "fullbatch/run/checkpoint.h"
+#include "model_spec.h"
 #include "test_util.h"
 
 namespace fullbatch {
@@ -31,14 +32,7 @@ using testing::TempDir;
 const std::string kCli = FULLBATCH_CLI_PATH;
 const std::string kScript = std::string(FULLBATCH_SOURCE_DIR) + "/scripts/export_model.py";
 
-ModelSpec spec_of(const std::string& name, int64_t width, int64_t in_channels, int64_t num_classes) {
-  ModelSpec spec;
-  spec.name = name;
-  spec.width = width;
-  spec.in_channels = in_channels;
-  spec.num_classes = num_classes;
-  return spec;
-}
+using testing::spec_of;
 
 // A tensor's bytes as they lie in memory: "bit-equal" for NaN, -0.0 and every dtype alike.
 std::string bytes_of(const torch::Tensor& t) {

@@ -9,19 +9,12 @@
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/models/model.h"
+#include "model_spec.h"
 
 namespace fullbatch {
 namespace {
 
-ModelSpec spec_of(const std::string& name, int64_t width, int64_t in_channels = 3,
-                  int64_t num_classes = 10) {
-  ModelSpec spec;
-  spec.name = name;
-  spec.width = width;
-  spec.in_channels = in_channels;
-  spec.num_classes = num_classes;
-  return spec;
-}
+using testing::spec_of;
 
 // ---- Hand parameter counts, written from the architecture descriptions, not from the code ----
 

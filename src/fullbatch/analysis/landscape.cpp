@@ -15,11 +15,9 @@ namespace {
 
 constexpr uint64_t kLandscapeDirection = 3;
 
-double finite_or_null_safe(double v) { return v; }
-
 nlohmann::json number(double v) {
   // JSON has no NaN or infinity: a diverged point is null.
-  return std::isfinite(v) ? nlohmann::json(finite_or_null_safe(v)) : nlohmann::json(nullptr);
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
 // The mean block loss and accuracy, with the full loss when asked.

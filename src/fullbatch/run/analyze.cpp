@@ -237,8 +237,7 @@ nlohmann::json run_analysis(const AnalyzeRequest& request, std::shared_ptr<Commu
     result["files"].push_back(path);
   }
   if (wants(what, "interpolation")) {
-    AnalyzeRequest other_request = request;
-    const Source other = load_source(request.other, other_request);
+    const Source other = load_source(request.other, request);
     const ModelState a = model_state(*setup->model);
     auto test = [&]() -> nlohmann::json {
       const Evaluation e = evaluate_model(*setup->model, setup->data, setup->trainer.eval, setup->execution, *comm);
