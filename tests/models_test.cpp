@@ -125,7 +125,7 @@ TEST(ModelsTest, ParameterCountsMatchHandFormulas) {
 
 TEST(ModelsTest, EveryModelGivesLogitsForCifarAndMnistShapes) {
   const auto names = model_names();
-  EXPECT_EQ(names.size(), 15u);
+  EXPECT_EQ(names.size(), 19u);
   for (const auto& name : names) {
     SCOPED_TRACE(name);
     for (int64_t channels : {3, 1}) {

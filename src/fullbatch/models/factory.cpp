@@ -69,6 +69,26 @@ namespace {
 constexpr int64_t kMaxWidth = int64_t{1} << 16;
 constexpr int64_t kMaxChannels = int64_t{1} << 16;
 
+// A family of models: the names it builds and its builder (models/zoo.h).
+struct Family {
+  const std::vector<std::string>& (*names)();
+  ModelPtr (*build)(const ModelSpec& spec);
+};
+
+// Every family, in the order model_names() lists them.
+const std::vector<Family>& families() {
+  static const std::vector<Family> all = {
+      {detail::resnet_names, detail::build_resnet},
+      {detail::vgg_names, detail::build_vgg},
+      {detail::densenet_names, detail::build_densenet},
+      {detail::simple_names, detail::build_simple},
+      {detail::pyramidnet_names, detail::build_pyramidnet},
+      {detail::nfnet_names, detail::build_nfnet},
+      {detail::linear_names, detail::build_linear},
+  };
+  return all;
+}
+
 bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -90,10 +110,8 @@ void check_range(const char* key, int64_t value, int64_t max) {
 
 std::vector<std::string> model_names() {
   std::vector<std::string> names;
-  for (const auto* family :
-       {&detail::resnet_names(), &detail::vgg_names(), &detail::densenet_names(),
-        &detail::simple_names()}) {
-    names.insert(names.end(), family->begin(), family->end());
+  for (const Family& family : families()) {
+    names.insert(names.end(), family.names().begin(), family.names().end());
   }
   return names;
 }
@@ -109,20 +127,17 @@ ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   check_range("model.width", spec.width, kMaxWidth);
   check_range("model.in_channels", spec.in_channels, kMaxChannels);
   check_range("model.num_classes", spec.num_classes, kMaxChannels);
+  check_model_name(spec.name);
   ModelPtr model;
-  if (contains(detail::resnet_names(), spec.name)) {
-    model = detail::build_resnet(spec);
-  } else if (contains(detail::vgg_names(), spec.name)) {
-    model = detail::build_vgg(spec);
-  } else if (contains(detail::densenet_names(), spec.name)) {
-    model = detail::build_densenet(spec);
-  } else if (contains(detail::simple_names(), spec.name)) {
-    model = detail::build_simple(spec);
-  } else {
-    check_model_name(spec.name);
+  for (const Family& family : families()) {
+    if (contains(family.names(), spec.name)) model = family.build(spec);
   }
-  detail::initialize_weights(*model, detail::init_scheme(spec.name),
-                             keyed_generator(init_seed, Stream::kInit, {}));
+  at::Generator gen = keyed_generator(init_seed, Stream::kInit, {});
+  if (contains(detail::nfnet_names(), spec.name)) {
+    detail::initialize_nfnet(*model, gen);
+  } else {
+    detail::initialize_weights(*model, detail::init_scheme(spec.name), gen);
+  }
   if (spec.zero_init_residual) detail::zero_init_residual(*model);
   return model;
 }
