@@ -220,7 +220,7 @@ TEST(CifarLoad, PathErrors) {
         load_dataset({"cifar10", "", 0});
       },
       {"data.path: required for cifar10", "data_batch_1.bin[.gz]"});
-  expect_user_error([&] { load_dataset({"imagenet", "", 0}); }, {"data.name", "imagenet"});
+  expect_user_error([&] { load_dataset({"svhn", "", 0}); }, {"data.name", "svhn"});
   EXPECT_EQ(default_data_path("cifar10"), "");
   EXPECT_EQ(default_data_path("fashion-mnist"), "/usr/share/datasets/fashion-mnist");
   EXPECT_EQ(default_data_path("mnist"), "/usr/share/datasets/mnist");

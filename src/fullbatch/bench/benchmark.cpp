@@ -200,7 +200,8 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
   const auto& data = trainer.data();
   const int64_t macs = config.model.name == "resnet18"
                            ? resnet18_forward_macs(config.model.width, data.channels(),
-                                                   data.train.images.size(2), data.num_classes)
+                                                   data.pixels > 0 ? data.pixels : data.train.images.size(2),
+                                                   data.num_classes)
                            : 0;
   const double flops_per_image = 6.0 * static_cast<double>(macs);
   const std::string name = device_name(trainer.device());

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
 
 namespace fullbatch {
@@ -27,6 +28,16 @@ BlockSource::BlockSource(const Dataset& data, BlockSourceOptions options)
     : data_(data), options_(options) {
   mean_ = channel_constants(data_.mean, data_.train.images.device());
   std_ = channel_constants(data_.std, data_.train.images.device());
+  if (options_.random_resized_crop) {
+    if (options_.fixed_rounds > 0) {
+      throw UserError(
+          "data.fixed_augmentations is not supported with "
+          "data.augmentations=random-resized-crop");
+    }
+    crop_pixels_ = options_.pixels > 0 ? options_.pixels
+                   : data_.pixels > 0  ? data_.pixels
+                                       : data_.height();
+  }
   if (options_.fixed_rounds > 0) {
     const int64_t total = options_.fixed_rounds * data_.train.size();
     auto gen = keyed_generator(options_.seed, Stream::kFixedAugment, {});
@@ -62,9 +73,15 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
     return {finish_block(x), data_.train.labels.index_select(0, images)};
   }
   torch::Tensor x = data_.train.images.index_select(0, s);
-  if (options_.augment) {
-    auto gen = draw == 0 ? keyed_generator(options_.seed, Stream::kAugment, {step, block_id})
-                         : keyed_generator(options_.seed, Stream::kAugment, {step, block_id, draw});
+  if (options_.random_resized_crop) {
+    auto gen = augment_generator(step, block_id, draw);
+    const int64_t n = x.size(0);
+    ResizedCropParams p =
+        draw_resized_crop(block_size < 0 ? n : block_size, x.size(2), x.size(3), gen);
+    if (block_size >= 0) p = p.slice(offset, offset + n);
+    x = apply_resized_crop(x, p, crop_pixels_);
+  } else if (options_.augment) {
+    auto gen = augment_generator(step, block_id, draw);
     const int64_t n = x.size(0);
     CropFlipParams p = draw_crop_flip(block_size < 0 ? n : block_size, options_.padding, gen);
     if (block_size >= 0)
@@ -75,7 +92,20 @@ Block BlockSource::block(const torch::Tensor& samples, uint64_t step, uint64_t b
   return {finish_block(x), data_.train.labels.index_select(0, s)};
 }
 
-torch::Tensor BlockSource::finish_block(const torch::Tensor& x) const {
+at::Generator BlockSource::augment_generator(uint64_t step, uint64_t block_id,
+                                             uint64_t draw) const {
+  return draw == 0 ? keyed_generator(options_.seed, Stream::kAugment, {step, block_id})
+                   : keyed_generator(options_.seed, Stream::kAugment, {step, block_id, draw});
+}
+
+torch::Tensor BlockSource::finish_block(const torch::Tensor& images) const {
+  // Image folders store training images at data.resize; without random-resized-crop the model
+  // still sees data.pixels, the evaluation's center crop. (Other datasets store that size.)
+  torch::Tensor x = images;
+  const int64_t side = data_.pixels;
+  if (side > 0 && (x.size(2) > side || x.size(3) > side)) {
+    x = x.narrow(2, (x.size(2) - side) / 2, side).narrow(3, (x.size(3) - side) / 2, side);
+  }
   // The same arithmetic as normalize(), with the per-channel constants already on the device.
   torch::Tensor y = x.to(torch::kFloat).div_(255.0).sub_(mean_).div_(std_);
   return options_.channels_last ? y.contiguous(torch::MemoryFormat::ChannelsLast) : y;

@@ -22,11 +22,17 @@ struct BlockSourceOptions {
   int64_t fixed_rounds = 0;  // N x fixed augmentation; 0 = live augmentation
   uint64_t seed = 0;
   bool channels_last = false;
+  // "random-resized-crop" instead of crop-flip (`augment` and `padding` then unused): each
+  // training image is cropped to a random box, resized to pixels x pixels and maybe flipped
+  // (augment.h). Live only: fixed_rounds > 0 with it is a UserError.
+  bool random_resized_crop = false;
+  int64_t pixels = 0;  // the crops' side; 0 = the dataset's (Dataset::pixels)
 };
 
 // Turns sample indices into normalized (and augmented) blocks. A "sample" is a training image,
 // or with N fixed rounds an (image, round) pair whose crop-flip was drawn once at construction:
-// only 3 bytes per sample are stored, the images are produced block by block.
+// only 3 bytes per sample are stored, the images are produced block by block. With
+// random_resized_crop a block is [n, C, pixels, pixels] whatever size the images are stored at.
 class BlockSource {
  public:
   BlockSource(const Dataset& data, BlockSourceOptions options);
@@ -52,8 +58,11 @@ class BlockSource {
   BlockSourceOptions options_;
   // uint8 block -> normalized float (channels-last if asked).
   torch::Tensor finish_block(const torch::Tensor& x) const;
+  // The live augmentation's generator of (step, block, draw).
+  at::Generator augment_generator(uint64_t step, uint64_t block_id, uint64_t draw) const;
 
   torch::Tensor mean_, std_;  // [1, C, 1, 1] on the data's device
+  int64_t crop_pixels_ = 0;   // random_resized_crop's output side
   // Fixed rounds: sample s is image s % n with offsets table_[s]; int8/bool tensors.
   torch::Tensor table_dx_, table_dy_, table_flip_;
 };

@@ -5,6 +5,7 @@
 #include "fullbatch/common/error.h"
 #include "fullbatch/data/cifar.h"
 #include "fullbatch/data/idx.h"
+#include "fullbatch/data/image_folder.h"
 
 namespace fullbatch {
 namespace {
@@ -22,7 +23,32 @@ Stats stats_for(const std::string& name) {
     return {{0.5071598, 0.4865603, 0.4409193}, {0.2673342, 0.2564384, 0.2761504}};
   }
   if (name == "mnist") return {{0.1307}, {0.3081}};
+  if (name == "imagefolder" || name == "imagenet") {
+    return {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};  // ImageNet's, as the reference's
+  }
+  if (name == "tinyimagenet") {  // the reference's config/data/TinyImageNet.yaml
+    return {{0.4789886474609375, 0.4457630515098572, 0.3944724500179291},
+            {0.27698642015457153, 0.2690644860267639, 0.2820819020271301}};
+  }
   return {{0.2860}, {0.3530}};  // fashion-mnist
+}
+
+bool is_image_folder(const std::string& name) {
+  return name == "imagefolder" || name == "imagenet" || name == "tinyimagenet";
+}
+
+// The binary datasets are used at their own size: data.pixels may only repeat it.
+void check_fixed_size(const DataSpec& spec) {
+  const int64_t side = spec.name == "cifar10" || spec.name == "cifar100" ? 32 : 28;
+  if (spec.pixels != 0 && spec.pixels != side) {
+    throw UserError("data.pixels: " + spec.name + " images are " + std::to_string(side) + "x" +
+                    std::to_string(side) + " and used as they are; use 0 or " +
+                    std::to_string(side) + ", got " + std::to_string(spec.pixels));
+  }
+  if (spec.resize != 0) {
+    throw UserError("data.resize: only image folders (imagefolder, imagenet) are resized; " +
+                    spec.name + " takes 0, got " + std::to_string(spec.resize));
+  }
 }
 
 std::string joined_names() {
@@ -36,6 +62,7 @@ void take_first(ImageSet& set, int64_t n, const std::string& key, const std::str
                 const std::string& dataset) {
   if (n < 0) throw UserError(key + ": must be >= 0 (0 = all), got " + std::to_string(n));
   if (n == 0) return;
+  if (n == set.size()) return;  // nothing to drop (image folders decode only the first n)
   if (n > set.size()) {
     throw UserError(key + ": " + std::to_string(n) + " is more than the " +
                     std::to_string(set.size()) + " " + what + " images of " + dataset);
@@ -47,7 +74,8 @@ void take_first(ImageSet& set, int64_t n, const std::string& key, const std::str
 }  // namespace
 
 std::vector<std::string> dataset_names() {
-  return {"cifar10", "cifar100", "mnist", "fashion-mnist"};
+  return {"cifar10",     "cifar100", "mnist",       "fashion-mnist",
+          "imagefolder", "imagenet", "tinyimagenet"};
 }
 
 std::string default_data_path(const std::string& name) {
@@ -59,26 +87,46 @@ std::string default_data_path(const std::string& name) {
 Dataset load_dataset(const DataSpec& spec) {
   const std::string& name = spec.name;
   const bool cifar = name == "cifar10" || name == "cifar100";
-  if (!cifar && name != "mnist" && name != "fashion-mnist") {
+  const bool images = is_image_folder(name);
+  if (!cifar && !images && name != "mnist" && name != "fashion-mnist") {
     throw UserError("data.name: unknown dataset '" + name + "' (known: " + joined_names() + ")");
   }
   if (spec.size < 0) {
     throw UserError("data.size: must be >= 0 (0 = all), got " + std::to_string(spec.size));
   }
+  if (images) {
+    image_sizes(spec);  // bad data.pixels / data.resize before anything is read
+  } else {
+    check_fixed_size(spec);
+  }
   std::string path = spec.path.empty() ? default_data_path(name) : spec.path;
+  if (path.empty() && images) {
+    const std::string layout =
+        name == "tinyimagenet"
+            ? "the tiny-imagenet-200 folder: wnids.txt, train/<wnid>/images/*.JPEG, "
+              "val/images/*.JPEG, val/val_annotations.txt"
+            : "a folder with train/<class>/*.jpg|jpeg|png and val/<class>/*.jpg|jpeg|png";
+    throw UserError("data.path: required for data.name=" + name + " (" + layout + ")");
+  }
   if (path.empty()) {
     const std::string files = name == "cifar10" ? "data_batch_1.bin[.gz] ... test_batch.bin[.gz]"
                                                 : "train.bin[.gz] and test.bin[.gz]";
     throw UserError("data.path: required for " + name + " (a folder with " + files + ")");
   }
-  Dataset d = name == "cifar10"    ? load_cifar10(path, spec.with_train)
-              : name == "cifar100" ? load_cifar100(path, spec.with_train)
-                                   : load_mnist_like(name, path, spec.with_train);
+  Dataset d;
+  if (images) {
+    d = load_image_dataset(spec);  // decodes only the first data.size / data.test_size files
+  } else {
+    d = name == "cifar10"    ? load_cifar10(path, spec.with_train)
+        : name == "cifar100" ? load_cifar100(path, spec.with_train)
+                             : load_mnist_like(name, path, spec.with_train);
+  }
   if (spec.with_train) take_first(d.train, spec.size, "data.size", "training", name);
   take_first(d.test, spec.test_size, "data.test_size", "test", name);
   Stats s = stats_for(name);
   d.mean = s.mean;
   d.std = s.std;
+  d.pixels = d.test.images.size(2);
   return d;
 }
 

@@ -17,13 +17,16 @@ struct ImageSet {
 };
 
 struct Dataset {
-  std::string name;  // "cifar10", "cifar100", "mnist", "fashion-mnist"
+  std::string name;  // one of dataset_names()
   ImageSet train;
   ImageSet test;
   int64_t num_classes = 0;
   std::vector<double> mean;  // per channel, on the [0, 1] scale
   std::vector<double> std;   // per channel, on the [0, 1] scale
   std::vector<std::string> class_names;
+  // The side of the images the model sees: the test images' side. Image folders store their
+  // training images larger (data.resize) and random-resized-crop cuts them to this side.
+  int64_t pixels = 0;
 
   // Image shape, from whichever split is loaded (evaluation loads the test split alone).
   const torch::Tensor& any_images() const { return train.images.defined() ? train.images : test.images; }
@@ -35,9 +38,17 @@ struct Dataset {
 struct DataSpec {
   std::string name = "cifar10";
   std::string path;   // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
-  int64_t size = 0;   // first N training images in file order; 0 = all
+  // First N training images in file order; 0 = all. Image folders are in class order (classes
+  // sorted, files sorted within each), so there the first N hold the first classes only.
+  int64_t size = 0;
   int64_t test_size = 0;  // first N test images (quick checks); 0 = all, as the paper evaluates
   bool with_train = true;  // false: the test split alone (evaluating saved weights)
+  // Image folders (image_folder.h): the evaluation's center crop and the model's input side
+  // (0 = 224 for imagefolder/imagenet, 64 for tinyimagenet), and the side the shorter side is
+  // resized to (0 = round(pixels * 256 / 224), 256 at the default; 64 for tinyimagenet). The other
+  // datasets take 0 or their own side for pixels and 0 for resize.
+  int64_t pixels = 0;
+  int64_t resize = 0;
 };
 
 // Names accepted by load_dataset.
