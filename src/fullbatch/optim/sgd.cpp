@@ -6,48 +6,64 @@
 
 namespace fullbatch {
 
-Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options)
-    : params_(std::move(params)), momentum_(params_.size()), options_(options) {}
+Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options, std::vector<double> weight_decays)
+    : params_(std::move(params)),
+      momentum_(params_.size()),
+      weight_decays_(per_parameter(std::move(weight_decays), params_.size(), options.weight_decay)),
+      options_(options) {
+  if (options_.momentum < 0)
+    throw UserError("hyp.optim.momentum: " + std::to_string(options_.momentum) + " must be >= 0");
+  if (options_.weight_decay < 0)
+    throw UserError("hyp.optim.weight_decay: " + std::to_string(options_.weight_decay) +
+                    " must be >= 0");
+  // torch.optim.SGD refuses this combination too.
+  if (options_.nesterov && options_.dampening != 0)
+    throw UserError(
+        "hyp.optim.dampening: Nesterov momentum needs dampening 0 (set "
+        "hyp.optim.nesterov=false to use dampening)");
+}
 
 void Sgd::step(double lr) {
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    torch::Tensor& p = params_[i];
-    if (!p.grad().defined()) continue;
-    torch::Tensor d = p.grad();
-    if (options_.weight_decay != 0) d = d.add(p, options_.weight_decay);
-    if (options_.momentum != 0) {
-      torch::Tensor& buf = momentum_[i];
-      if (!buf.defined()) {
-        buf = d.clone();
-      } else {
-        buf.mul_(options_.momentum).add_(d);
-      }
-      d = options_.nesterov ? d.add(buf, options_.momentum) : buf;
-    }
-    p.add_(d, -lr);
-  }
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].grad().defined()) update(i, lr, params_[i].grad());
 }
 
-std::map<std::string, torch::Tensor> Sgd::state_dict() const {
-  std::map<std::string, torch::Tensor> state;
+void Sgd::step_with(double lr, const std::vector<torch::Tensor>& directions) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (directions.at(i).defined()) update(i, lr, directions[i]);
+}
+
+void Sgd::update(size_t i, double lr, const torch::Tensor& grad) {
+  torch::Tensor& p = params_[i];
+  torch::Tensor d = grad;
+  if (weight_decays_[i] != 0) d = d.add(p, weight_decays_[i]);
+  if (options_.momentum != 0) {
+    torch::Tensor& buf = momentum_[i];
+    if (!buf.defined()) {
+      buf = d.clone();
+    } else if (options_.dampening == 0) {
+      buf.mul_(options_.momentum).add_(d);
+    } else {
+      buf.mul_(options_.momentum).add_(d, 1 - options_.dampening);
+    }
+    d = options_.nesterov ? d.add(buf, options_.momentum) : buf;
+  }
+  p.add_(d, -lr);
+}
+
+OptimizerState Sgd::state_dict() const {
+  OptimizerState state;
   for (size_t i = 0; i < momentum_.size(); ++i)
-    if (momentum_[i].defined()) state["momentum." + std::to_string(i)] = momentum_[i];
+    if (momentum_[i].defined()) state[state_key("momentum", i)] = momentum_[i];
   return state;
 }
 
-void Sgd::load_state_dict(const std::map<std::string, torch::Tensor>& state) {
-  for (size_t i = 0; i < momentum_.size(); ++i) {
-    auto it = state.find("momentum." + std::to_string(i));
-    if (it == state.end()) {
-      momentum_[i] = torch::Tensor();
-      continue;
-    }
-    if (!it->second.sizes().equals(params_[i].sizes()))
-      throw UserError("checkpoint: momentum buffer " + std::to_string(i) +
-                      " does not match the model's parameter shape");
-    momentum_[i] = it->second.to(params_[i].options()).clone();
-  }
+void Sgd::load_state_dict(const OptimizerState& state) {
+  // A missing buffer is one that did not exist yet (no step had a gradient for it).
+  for (size_t i = 0; i < momentum_.size(); ++i)
+    momentum_[i] = load_state_tensor(state, state_key("momentum", i), params_[i], false);
 }
 
 }  // namespace fullbatch

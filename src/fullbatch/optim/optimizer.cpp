@@ -1,0 +1,282 @@
+#include "fullbatch/optim/optimizer.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+#include <sstream>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/optim/adamw.h"
+#include "fullbatch/optim/adaptive_gd.h"
+#include "fullbatch/optim/agc.h"
+#include "fullbatch/optim/fista.h"
+#include "fullbatch/optim/lars.h"
+#include "fullbatch/optim/lbfgs.h"
+#include "fullbatch/optim/sam.h"
+#include "fullbatch/optim/sgd.h"
+
+namespace fullbatch {
+namespace {
+
+const char* const kGd = "Gradient Descent";
+const char* const kAdam = "Adam";
+const char* const kLbfgs = "L-BFGS";
+const char* const kFista = "FISTA";
+const char* const kAgc = "GD-AGC";
+const char* const kAdaptiveGd = "Adaptive Gradient Descent";
+
+struct Spelling {
+  const char* name;
+  std::vector<std::string> aliases;  // lower case
+};
+
+const std::vector<Spelling>& optimizer_spellings() {
+  static const std::vector<Spelling> spellings = {
+      {kGd, {"gd", "sgd", "gradient-descent", "gradient_descent"}},
+      {kAdam, {"adamw"}},
+      {kLbfgs, {"lbfgs"}},
+      {kFista, {}},
+      {kAgc, {"agc", "gd_agc"}},
+      {kAdaptiveGd, {"adaptive-gd", "adaptive_gd", "agd"}},
+  };
+  return spellings;
+}
+
+const std::vector<Spelling>& modification_spellings() {
+  static const std::vector<Spelling> spellings = {
+      {"none", {""}}, {"SAM", {}}, {"LARS", {}}, {"LARC", {}}};
+  return spellings;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::vector<std::string> names_of(const std::vector<Spelling>& spellings) {
+  std::vector<std::string> names;
+  for (const Spelling& s : spellings) names.push_back(s.name);
+  return names;
+}
+
+std::string canonical(const std::string& name, const std::vector<Spelling>& spellings,
+                      const std::string& key) {
+  const std::string l = lower(name);
+  for (const Spelling& s : spellings) {
+    if (l == lower(s.name)) return s.name;
+    for (const std::string& alias : s.aliases)
+      if (l == alias) return s.name;
+  }
+  std::ostringstream out;
+  out << key << ": unknown name '" << name << "'; one of ";
+  const std::vector<std::string> names = names_of(spellings);
+  for (size_t i = 0; i < names.size(); ++i) out << (i ? ", " : "") << "'" << names[i] << "'";
+  throw UserError(out.str());
+}
+
+SgdOptions sgd_options(const OptimizerSettings& s) {
+  return {s.momentum, s.weight_decay, s.nesterov, s.dampening};
+}
+
+// The unset eps of Adam, L-BFGS and GD-AGC is the reference's default for each.
+double eps_or(const OptimizerSettings& s, double reference_default) {
+  return s.eps > 0 ? s.eps : reference_default;
+}
+
+bool starts_with_any(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (const std::string& prefix : prefixes)
+    if (!prefix.empty() && name.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
+}
+
+std::unique_ptr<Optimizer> make_base(const std::string& name,
+                                     const std::vector<torch::Tensor>& params,
+                                     const std::vector<std::string>& names,
+                                     const OptimizerSettings& s, std::vector<double> decays) {
+  if (name == kGd) return std::make_unique<Sgd>(params, sgd_options(s), std::move(decays));
+  if (name == kAdam)
+    return std::make_unique<AdamW>(
+        params, AdamWOptions{s.betas, eps_or(s, 1e-8), s.weight_decay, s.amsgrad},
+        std::move(decays));
+  if (name == kLbfgs) {
+    LbfgsOptions o;
+    o.history_size = s.history_size;
+    o.line_search = s.line_search;
+    o.eps = eps_or(s, 1e-2);
+    o.damping = s.damping;
+    o.eta = s.eta;
+    o.c1 = s.c1;
+    o.c2 = s.c2;
+    o.max_linesearches = s.max_linesearches;
+    return std::make_unique<Lbfgs>(params, o, std::move(decays));
+  }
+  if (name == kFista) return std::make_unique<Fista>(params, FistaOptions{s.fista_mod});
+  if (name == kAgc) {
+    std::vector<bool> clipped;
+    for (const std::string& n : names)
+      clipped.push_back(!starts_with_any(n, s.agc_unclipped_prefixes));
+    return std::make_unique<SgdAgc>(params, AgcOptions{sgd_options(s), s.clipping, eps_or(s, 1e-3)},
+                                    std::move(clipped), std::move(decays));
+  }
+  return std::make_unique<AdaptiveGradientDescent>(
+      params, AdaptiveGdOptions{sgd_options(s), s.interval, s.norm_type}, std::move(decays));
+}
+
+void check_state_shape(const std::string& key, const torch::Tensor& t, const torch::Tensor& like) {
+  if (t.sizes().equals(like.sizes())) return;
+  std::ostringstream out;
+  out << "checkpoint: optimizer state '" << key << "' has shape " << t.sizes()
+      << " where the model needs " << like.sizes();
+  throw UserError(out.str());
+}
+
+const torch::Tensor& find_state(const OptimizerState& state, const std::string& key) {
+  auto it = state.find(key);
+  if (it == state.end()) throw UserError("checkpoint: optimizer state '" + key + "' is missing");
+  if (it->second.numel() != 1)
+    throw UserError("checkpoint: optimizer state '" + key + "' is not a single number");
+  return it->second;
+}
+
+}  // namespace
+
+std::vector<std::string> optimizer_names() {
+  return names_of(optimizer_spellings());
+}
+std::vector<std::string> modification_names() {
+  return names_of(modification_spellings());
+}
+
+std::string canonical_optimizer_name(const std::string& name) {
+  return canonical(name, optimizer_spellings(), "hyp.optim.name");
+}
+
+std::string canonical_modification_name(const std::string& name) {
+  return canonical(name, modification_spellings(), "hyp.optim_modification.name");
+}
+
+OptimizerSettings reference_optimizer_settings(const std::string& name) {
+  OptimizerSettings s;  // gd.yaml
+  s.name = canonical_optimizer_name(name);
+  s.line_search = "none";  // gd.yaml's: the reference's line searches for GD are not ported
+  if (s.name == kAdam) {   // adam.yaml: torch.optim.AdamW
+    s.lr = 1e-3;
+    s.betas = {0.9, 0.999};
+    s.eps = 1e-8;
+    s.weight_decay = 0.01;
+    s.amsgrad = false;
+  } else if (s.name == kLbfgs) {  // lbfgs.yaml
+    s.lr = 1.0;
+    s.weight_decay = 5e-4;
+    s.history_size = 10;
+    s.line_search = "Wolfe";
+    s.eps = 1e-2;
+    s.damping = true;
+    s.eta = 2;
+    s.c1 = 1e-4;
+    s.c2 = 0.9;
+    s.max_linesearches = 10;
+  } else if (s.name == kFista) {  // fista.yaml (no weight decay, no projection)
+    s.lr = 0.1;
+    s.weight_decay = 0;
+    s.fista_mod = {1.0, 1.0, 4.0};
+  } else if (s.name == kAgc) {  // gd_agc.yaml
+    s.lr = 1.6;
+    s.weight_decay = 2e-5;
+    s.clipping = 0.01;
+    s.eps = 1e-3;
+  } else if (s.name == kAdaptiveGd) {  // gd_clip.yaml
+    s.interval = 10;
+    s.norm_type = 2;
+  }
+  return s;
+}
+
+std::vector<double> parameter_weight_decays(const std::vector<std::string>& names,
+                                            const OptimizerSettings& settings) {
+  const std::string name = canonical_optimizer_name(settings.name);
+  const double wd = name == kFista ? 0.0 : settings.weight_decay;
+  std::vector<double> decays(names.size(), wd);
+  if (!settings.only_linear_layers_weight_decay) return decays;
+  // optimizers.py: a regex search (re.findall) over the parameter's name.
+  static const std::regex general("(bias|gain)|skip_gain");
+  static const std::regex agc("stem.*(bias|gain)|conv.*(bias|gain)|skip_gain");
+  const std::regex& rule = name == kAgc ? agc : general;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (std::regex_search(names[i], rule)) decays[i] = 0.0;
+  return decays;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(std::vector<torch::Tensor> params,
+                                          std::vector<std::string> names,
+                                          const OptimizerSettings& settings) {
+  if (!names.empty() && names.size() != params.size())
+    throw std::invalid_argument("make_optimizer: one name per parameter expected");
+  names.resize(params.size());
+  const std::string name = canonical_optimizer_name(settings.name);
+  const std::string modification = canonical_modification_name(settings.modification.name);
+  // The reference's SAM steps its base without a closure, which its L-BFGS cannot take; LARS
+  // would scale the step's first gradient but none of the line search's.
+  if (name == kLbfgs && modification != "none")
+    throw UserError("hyp.optim_modification.name: " + modification +
+                    " around L-BFGS is not supported (use it with another optimizer)");
+  const std::vector<double> decays = parameter_weight_decays(names, settings);
+  const bool lars = modification == "LARS" || modification == "LARC";
+  // LARS takes the weight decay over from its base (lars.py zeroes the groups' weight_decay
+  // for the base step and adds it to the gradient before the trust ratio).
+  std::unique_ptr<Optimizer> base = make_base(
+      name, params, names, settings, lars ? std::vector<double>(params.size(), 0.0) : decays);
+  const OptimizerSettings::Modification& m = settings.modification;
+  if (modification == "SAM") return std::make_unique<Sam>(std::move(base), params, m.rho);
+  if (lars)
+    return std::make_unique<Lars>(std::move(base), params, decays,
+                                  LarsOptions{m.trust_coefficient, m.eps, modification == "LARC"});
+  return base;
+}
+
+double call_closure(const GradientClosure& closure) {
+  if (!closure) throw std::invalid_argument("this optimizer needs a gradient closure");
+  torch::AutoGradMode enable_grad(true);
+  return closure();
+}
+
+std::vector<double> per_parameter(std::vector<double> values, size_t count, double fallback) {
+  if (values.empty()) values.assign(count, fallback);
+  if (values.size() != count) throw std::invalid_argument("one value per parameter expected");
+  return values;
+}
+
+std::string state_key(const std::string& name, size_t i) {
+  return name + "." + std::to_string(i);
+}
+
+torch::Tensor load_state_tensor(const OptimizerState& state, const std::string& key,
+                                const torch::Tensor& like, bool required) {
+  auto it = state.find(key);
+  if (it == state.end()) {
+    if (required) throw UserError("checkpoint: optimizer state '" + key + "' is missing");
+    return torch::Tensor();
+  }
+  check_state_shape(key, it->second, like);
+  return it->second.to(like.options()).clone();
+}
+
+int64_t load_state_int(const OptimizerState& state, const std::string& key) {
+  return find_state(state, key).item<int64_t>();
+}
+
+double load_state_double(const OptimizerState& state, const std::string& key) {
+  return find_state(state, key).item<double>();
+}
+
+torch::Tensor int_state(int64_t value) {
+  return torch::scalar_tensor(value, torch::kInt64);
+}
+torch::Tensor double_state(double value) {
+  return torch::scalar_tensor(value, torch::kFloat64);
+}
+
+}  // namespace fullbatch
