@@ -1,0 +1,864 @@
+#include "fullbatch/models/reference_weights.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "fullbatch/common/error.h"
+#include "fullbatch/models/weights.h"
+
+namespace fullbatch {
+namespace {
+
+// Names from a file go into one-line messages: control characters escaped, length capped.
+std::string printable(const std::string& text) {
+  constexpr size_t kMax = 200;
+  std::string out;
+  for (unsigned char c : text.substr(0, kMax)) {
+    if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return text.size() > kMax ? out + "..." : out;
+}
+
+// ---- Python values, as far as finding a state dict needs them ---------------------------------
+
+// What the unpickler builds. Only containers, strings, integers and tensors keep their content;
+// every other Python object (optimizer and scheduler instances, collections.Counter, an OmegaConf
+// config, sets) becomes an opaque kObject, so a file reads whatever else it carries.
+struct Value;
+using ValuePtr = std::shared_ptr<Value>;
+
+struct Value {
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kText,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kStorage,
+    kTensor,
+    kObject
+  };
+  Kind kind = Kind::kNone;
+  int64_t integer = 0;  // kBool, kInt; kTensor: the storage offset
+  std::string text;     // kText (str or bytes); kGlobal: "module.name"; kStorage, kTensor: the
+                        // storage's record key; kObject: its class
+  std::vector<ValuePtr> items;                         // kTuple, kList; kObject: arguments
+  std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // kDict (and dict-like objects)
+  c10::ScalarType dtype = c10::ScalarType::Float;      // kStorage, kTensor
+  std::vector<int64_t> sizes, strides;                 // kTensor
+
+  Value() = default;
+  Value(const Value&) = delete;
+  Value& operator=(const Value&) = delete;
+  ~Value();
+};
+
+// Tears nested values down iteratively: a damaged or hostile file can nest lists a million deep,
+// and recursive destructors would overflow the stack.
+Value::~Value() {
+  std::vector<ValuePtr> pending;
+  auto release = [&pending](Value& v) {
+    for (auto& item : v.items) pending.push_back(std::move(item));
+    for (auto& entry : v.entries) {
+      pending.push_back(std::move(entry.first));
+      pending.push_back(std::move(entry.second));
+    }
+    v.items.clear();
+    v.entries.clear();
+  };
+  release(*this);
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    if (v && v.use_count() == 1) release(*v);
+  }
+}
+
+ValuePtr make(Value::Kind kind) {
+  auto v = std::make_shared<Value>();
+  v->kind = kind;
+  return v;
+}
+
+ValuePtr make_int(int64_t value, Value::Kind kind = Value::Kind::kInt) {
+  ValuePtr v = make(kind);
+  v->integer = value;
+  return v;
+}
+
+ValuePtr make_text(std::string text, Value::Kind kind = Value::Kind::kText) {
+  ValuePtr v = make(kind);
+  v->text = std::move(text);
+  return v;
+}
+
+ValuePtr make_object(const ValuePtr& cls, ValuePtr args) {
+  ValuePtr v = make_text(cls->kind == Value::Kind::kGlobal ? cls->text : "?", Value::Kind::kObject);
+  v->items.push_back(std::move(args));
+  return v;
+}
+
+bool is_int_tuple(const Value& v) {
+  return v.kind == Value::Kind::kTuple &&
+         std::all_of(v.items.begin(), v.items.end(),
+                     [](const ValuePtr& i) { return i->kind == Value::Kind::kInt; });
+}
+
+// The storage classes torch.save names in its persistent ids (PyTorch 1.x and 2.x alike).
+std::optional<c10::ScalarType> storage_dtype(const std::string& global) {
+  static const std::map<std::string, c10::ScalarType> kDtypes = {
+      {"torch.FloatStorage", c10::ScalarType::Float},
+      {"torch.DoubleStorage", c10::ScalarType::Double},
+      {"torch.HalfStorage", c10::ScalarType::Half},
+      {"torch.BFloat16Storage", c10::ScalarType::BFloat16},
+      {"torch.LongStorage", c10::ScalarType::Long},
+      {"torch.IntStorage", c10::ScalarType::Int},
+      {"torch.ShortStorage", c10::ScalarType::Short},
+      {"torch.CharStorage", c10::ScalarType::Char},
+      {"torch.ByteStorage", c10::ScalarType::Byte},
+      {"torch.BoolStorage", c10::ScalarType::Bool}};
+  auto it = kDtypes.find(global);
+  if (it == kDtypes.end()) return std::nullopt;
+  return it->second;
+}
+
+// ---- The unpickler ----------------------------------------------------------------------------
+
+// Runs the pickle opcodes of protocols 0-4 (torch.save writes protocol 2) into Values. Calls of
+// the few functions a state dict needs (OrderedDict, the tensor rebuilders) are evaluated; any
+// other call or class instantiation yields an opaque object instead of failing, which is what
+// lets it read the optimizer's and scheduler's state around the model's.
+class Unpickler {
+ public:
+  Unpickler(const char* data, size_t size, std::string origin)
+      : data_(data), size_(size), origin_(std::move(origin)) {}
+
+  ValuePtr run();
+
+ private:
+  using Kind = Value::Kind;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw UserError(origin_ + ": damaged data.pkl at byte " + std::to_string(op_at_) + ": " + what);
+  }
+
+  uint8_t byte() {
+    if (pos_ >= size_) fail("it ends before its STOP opcode");
+    return static_cast<uint8_t>(data_[pos_++]);
+  }
+  uint64_t little_endian(int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= uint64_t{byte()} << (8 * i);
+    return v;
+  }
+  std::string take(uint64_t n) {
+    if (n > size_ - pos_) fail("a length of " + std::to_string(n) + " runs past the end");
+    std::string s(data_ + pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return s;
+  }
+  std::string line() {
+    const void* end = std::memchr(data_ + pos_, '\n', size_ - pos_);
+    if (end == nullptr) fail("a text argument has no end of line");
+    const size_t n = static_cast<size_t>(static_cast<const char*>(end) - (data_ + pos_));
+    std::string s(data_ + pos_, n);
+    pos_ += n + 1;
+    return s;
+  }
+  int64_t line_int() {
+    std::string s = line();
+    if (!s.empty() && s.back() == 'L') s.pop_back();  // protocol 0 longs end in L
+    try {
+      size_t used = 0;
+      const int64_t v = std::stoll(s, &used);
+      if (used == s.size()) return v;
+    } catch (const std::logic_error&) {
+    }
+    fail("'" + printable(s) + "' is not a 64-bit integer");
+  }
+  // A little-endian two's-complement integer of n bytes (LONG1, LONG4); wider than 64 bits
+  // stays opaque, since no tensor layout needs one.
+  ValuePtr long_int(uint64_t n) {
+    const std::string bytes = take(n);
+    if (n > 8) return make_text("builtins.int", Kind::kObject);
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes.size(); ++i)
+      v |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
+    if (n > 0 && n < 8 && (static_cast<uint8_t>(bytes.back()) & 0x80)) v |= ~uint64_t{0} << (8 * n);
+    return make_int(static_cast<int64_t>(v));
+  }
+
+  size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
+  void push(ValuePtr v) { stack_.push_back(std::move(v)); }
+  ValuePtr pop() {
+    if (stack_.size() <= floor()) fail("an opcode needs a value the stack does not hold");
+    ValuePtr v = std::move(stack_.back());
+    stack_.pop_back();
+    return v;
+  }
+  const ValuePtr& top() {
+    if (stack_.size() <= floor()) fail("an opcode needs a value the stack does not hold");
+    return stack_.back();
+  }
+  std::vector<ValuePtr> pop_mark() {
+    if (marks_.empty()) fail("an opcode needs a MARK that is not there");
+    const auto mark = static_cast<std::ptrdiff_t>(marks_.back());
+    marks_.pop_back();
+    std::vector<ValuePtr> items(std::make_move_iterator(stack_.begin() + mark),
+                                std::make_move_iterator(stack_.end()));
+    stack_.erase(stack_.begin() + mark, stack_.end());
+    return items;
+  }
+  ValuePtr sequence(Kind kind, std::vector<ValuePtr> items) {
+    ValuePtr v = make(kind);
+    v->items = std::move(items);
+    return v;
+  }
+  void append(std::vector<ValuePtr> values) {
+    Value& target = *top();
+    if (target.kind != Kind::kList && target.kind != Kind::kObject)
+      fail("APPEND to something that is not a list");
+    for (auto& v : values) target.items.push_back(std::move(v));
+  }
+  void set_items(std::vector<ValuePtr> flat) {
+    if (flat.size() % 2 != 0) fail("SETITEMS with a key and no value");
+    Value& target = *top();
+    if (target.kind != Kind::kDict && target.kind != Kind::kObject)
+      fail("SETITEM on something that is not a dict");
+    for (size_t i = 0; i < flat.size(); i += 2)
+      target.entries.emplace_back(std::move(flat[i]), std::move(flat[i + 1]));
+  }
+  void memo_put(uint64_t index) { memo_[index] = top(); }
+  ValuePtr memo_get(uint64_t index) {
+    auto it = memo_.find(index);
+    if (it == memo_.end()) fail("memo entry " + std::to_string(index) + " was never stored");
+    return it->second;
+  }
+  ValuePtr global(std::string module, const std::string& name) {
+    if (module == "__builtin__") module = "builtins";  // protocol 2 spells it the Python 2 way
+    return make_text(module + "." + name, Kind::kGlobal);
+  }
+
+  ValuePtr apply(const ValuePtr& callable, const ValuePtr& args, int nesting = 0);
+  ValuePtr tensor(const ValuePtr& callable, const ValuePtr& args);
+  ValuePtr persistent(const ValuePtr& pid);
+
+  const char* data_;
+  size_t size_;
+  std::string origin_;
+  size_t pos_ = 0;
+  size_t op_at_ = 0;
+  std::vector<ValuePtr> stack_;
+  std::vector<size_t> marks_;  // stack sizes at each MARK (Python's metastack)
+  std::unordered_map<uint64_t, ValuePtr> memo_;
+};
+
+// A call the pickle makes (REDUCE). Dict constructors give dicts (OrderedDict is every state
+// dict; its _metadata attribute arrives through BUILD and is dropped); the tensor rebuilders give
+// tensors; TorchScript's type tags (our own model.pt) give their argument.
+ValuePtr Unpickler::apply(const ValuePtr& callable, const ValuePtr& args, int nesting) {
+  const std::string name = callable->kind == Kind::kGlobal ? callable->text : "";
+  const std::vector<ValuePtr>& a = args->items;
+  const bool tuple = args->kind == Kind::kTuple;
+  if (name == "collections.OrderedDict" || name == "collections.defaultdict" ||
+      name == "builtins.dict")
+    return make(Kind::kDict);
+  if (name == "torch._utils._rebuild_tensor_v2") return tensor(callable, args);
+  if ((name == "torch._utils._rebuild_parameter" ||
+       name == "torch._utils._rebuild_parameter_with_state") &&
+      tuple && !a.empty())
+    return a[0];
+  // A tensor subclass or a tensor with Python attributes: (function, type, arguments, state).
+  if (name == "torch._tensor._rebuild_from_type_v2" && tuple && a.size() >= 3 &&
+      a[2]->kind == Kind::kTuple && nesting < 4)
+    return apply(a[0], a[2], nesting + 1);
+  if (name.rfind("torch.jit._pickle.", 0) == 0 && tuple && !a.empty()) return a[0];
+  return make_object(callable, args);
+}
+
+// torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
+// backward_hooks[, metadata]): a view of a storage record, read only if the tensor is wanted.
+// Arguments of another shape leave an opaque object, which the entry holding it reports.
+ValuePtr Unpickler::tensor(const ValuePtr& callable, const ValuePtr& args) {
+  const std::vector<ValuePtr>& a = args->items;
+  if (args->kind != Kind::kTuple || a.size() < 4 || a[0]->kind != Kind::kStorage ||
+      a[1]->kind != Kind::kInt || !is_int_tuple(*a[2]) || !is_int_tuple(*a[3]) ||
+      a[2]->items.size() != a[3]->items.size())
+    return make_object(callable, args);
+  ValuePtr t = make_text(a[0]->text, Kind::kTensor);
+  t->dtype = a[0]->dtype;
+  t->integer = a[1]->integer;
+  for (const auto& s : a[2]->items) t->sizes.push_back(s->integer);
+  for (const auto& s : a[3]->items) t->strides.push_back(s->integer);
+  return t;
+}
+
+// torch.save's persistent id of a storage: ("storage", torch.<Type>Storage, key, location,
+// numel). The bytes are the archive's record data/<key>; the location (cuda:0) is ignored.
+ValuePtr Unpickler::persistent(const ValuePtr& pid) {
+  const std::vector<ValuePtr>& a = pid->items;
+  if (pid->kind == Kind::kTuple && a.size() >= 3 && a[0]->kind == Kind::kText &&
+      a[0]->text == "storage" && a[1]->kind == Kind::kGlobal && a[2]->kind == Kind::kText) {
+    if (const auto dtype = storage_dtype(a[1]->text)) {
+      ValuePtr s = make_text(a[2]->text, Kind::kStorage);
+      s->dtype = *dtype;
+      return s;
+    }
+  }
+  return make_object(make_text("persistent id", Kind::kGlobal), pid);
+}
+
+ValuePtr Unpickler::run() {
+  for (;;) {
+    op_at_ = pos_;
+    const uint8_t op = byte();
+    switch (op) {
+      case 0x80:  // PROTO
+        byte();
+        break;
+      case 0x95:  // FRAME: only streaming readers care
+        little_endian(8);
+        break;
+      case '.':  // STOP
+        return top();
+      case '(':  // MARK
+        marks_.push_back(stack_.size());
+        break;
+      case '0':  // POP
+        pop();
+        break;
+      case '1':  // POP_MARK
+        pop_mark();
+        break;
+      case '2':  // DUP
+        push(top());
+        break;
+      case 'N':  // NONE
+        push(make(Kind::kNone));
+        break;
+      case 0x88:  // NEWTRUE
+        push(make_int(1, Kind::kBool));
+        break;
+      case 0x89:  // NEWFALSE
+        push(make_int(0, Kind::kBool));
+        break;
+      case 'K':  // BININT1
+        push(make_int(byte()));
+        break;
+      case 'M':  // BININT2
+        push(make_int(static_cast<int64_t>(little_endian(2))));
+        break;
+      case 'J':  // BININT
+        push(make_int(static_cast<int32_t>(static_cast<uint32_t>(little_endian(4)))));
+        break;
+      case 0x8a:  // LONG1
+        push(long_int(byte()));
+        break;
+      case 0x8b:  // LONG4
+        push(long_int(little_endian(4)));
+        break;
+      case 'I':  // INT (protocol 0; 01 and 00 are True and False)
+      case 'L':  // LONG
+        push(make_int(line_int()));
+        break;
+      case 'G':  // BINFLOAT: no layout needs the value
+        take(8);
+        push(make(Kind::kFloat));
+        break;
+      case 'F':  // FLOAT
+        line();
+        push(make(Kind::kFloat));
+        break;
+      case 'X':  // BINUNICODE
+      case 'T':  // BINSTRING
+      case 'B':  // BINBYTES
+        push(make_text(take(little_endian(4))));
+        break;
+      case 0x8c:  // SHORT_BINUNICODE
+      case 'U':   // SHORT_BINSTRING
+      case 'C':   // SHORT_BINBYTES
+        push(make_text(take(byte())));
+        break;
+      case 0x8d:  // BINUNICODE8
+      case 0x8e:  // BINBYTES8
+        push(make_text(take(little_endian(8))));
+        break;
+      case 'S':  // STRING
+      case 'V':  // UNICODE (the escapes are kept as written)
+        push(make_text(line()));
+        break;
+      case ')':  // EMPTY_TUPLE
+      case ']':  // EMPTY_LIST
+      case '}':  // EMPTY_DICT
+        push(make(op == ')' ? Kind::kTuple : op == ']' ? Kind::kList : Kind::kDict));
+        break;
+      case 0x85:    // TUPLE1
+      case 0x86:    // TUPLE2
+      case 0x87: {  // TUPLE3
+        std::vector<ValuePtr> items(static_cast<size_t>(op - 0x84));
+        for (auto it = items.rbegin(); it != items.rend(); ++it) *it = pop();
+        push(sequence(Kind::kTuple, std::move(items)));
+        break;
+      }
+      case 't':  // TUPLE
+      case 'l':  // LIST
+        push(sequence(op == 't' ? Kind::kTuple : Kind::kList, pop_mark()));
+        break;
+      case 'd': {  // DICT
+        std::vector<ValuePtr> flat = pop_mark();
+        push(make(Kind::kDict));
+        set_items(std::move(flat));
+        break;
+      }
+      case 0x8f:  // EMPTY_SET
+        push(make_text("builtins.set", Kind::kObject));
+        break;
+      case 0x91: {  // FROZENSET
+        ValuePtr set = make_text("builtins.frozenset", Kind::kObject);
+        set->items = pop_mark();
+        push(std::move(set));
+        break;
+      }
+      case 'a': {  // APPEND
+        ValuePtr v = pop();
+        append({std::move(v)});
+        break;
+      }
+      case 'e':   // APPENDS
+      case 0x90:  // ADDITEMS
+        append(pop_mark());
+        break;
+      case 's': {  // SETITEM
+        ValuePtr value = pop();
+        ValuePtr key = pop();
+        set_items({std::move(key), std::move(value)});
+        break;
+      }
+      case 'u':  // SETITEMS
+        set_items(pop_mark());
+        break;
+      case 'c': {  // GLOBAL
+        std::string module = line();
+        const std::string name = line();
+        push(global(std::move(module), name));
+        break;
+      }
+      case 0x93: {  // STACK_GLOBAL
+        ValuePtr name = pop();
+        ValuePtr module = pop();
+        if (module->kind != Kind::kText || name->kind != Kind::kText)
+          fail("STACK_GLOBAL of something that is not a string");
+        push(global(module->text, name->text));
+        break;
+      }
+      case 'R': {  // REDUCE
+        ValuePtr args = pop();
+        ValuePtr callable = pop();
+        push(apply(callable, args));
+        break;
+      }
+      case 0x81: {  // NEWOBJ
+        ValuePtr args = pop();
+        ValuePtr cls = pop();
+        push(make_object(cls, std::move(args)));
+        break;
+      }
+      case 0x92: {  // NEWOBJ_EX
+        pop();      // the keyword arguments
+        ValuePtr args = pop();
+        ValuePtr cls = pop();
+        push(make_object(cls, std::move(args)));
+        break;
+      }
+      case 'o': {  // OBJ
+        std::vector<ValuePtr> items = pop_mark();
+        if (items.empty()) fail("OBJ without a class");
+        ValuePtr cls = items.front();
+        items.erase(items.begin());
+        push(make_object(cls, sequence(Kind::kTuple, std::move(items))));
+        break;
+      }
+      case 'i': {  // INST
+        std::string module = line();
+        const std::string name = line();
+        push(make_object(global(std::move(module), name), sequence(Kind::kTuple, pop_mark())));
+        break;
+      }
+      case 'b':  // BUILD: the state sets attributes (an OrderedDict's _metadata), never items
+        pop();
+        top();
+        break;
+      case 'Q':  // BINPERSID
+        push(persistent(pop()));
+        break;
+      case 'P':  // PERSID
+        push(persistent(make_text(line())));
+        break;
+      case 'q':  // BINPUT
+        memo_put(byte());
+        break;
+      case 'r':  // LONG_BINPUT
+        memo_put(little_endian(4));
+        break;
+      case 'p':  // PUT
+        memo_put(static_cast<uint64_t>(line_int()));
+        break;
+      case 0x94:  // MEMOIZE
+        memo_put(memo_.size());
+        break;
+      case 'h':  // BINGET
+        push(memo_get(byte()));
+        break;
+      case 'j':  // LONG_BINGET
+        push(memo_get(little_endian(4)));
+        break;
+      case 'g':  // GET
+        push(memo_get(static_cast<uint64_t>(line_int())));
+        break;
+      default: {
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "0x%02x", op);
+        fail(std::string("opcode ") + hex + " is not one torch.save writes");
+      }
+    }
+  }
+}
+
+// ---- Finding the model's tensors ---------------------------------------------------------------
+
+// A dict of name -> tensor. Entries that are opaque objects count too, so that a tensor this
+// reader cannot build is reported by name rather than hiding the whole dict.
+bool is_state_dict(const Value& v) {
+  if (v.kind != Value::Kind::kDict) return false;
+  bool any_tensor = false;
+  for (const auto& entry : v.entries) {
+    if (entry.first->kind != Value::Kind::kText) return false;
+    const Value::Kind kind = entry.second->kind;
+    if (kind != Value::Kind::kTensor && kind != Value::Kind::kObject) return false;
+    any_tensor = any_tensor || kind == Value::Kind::kTensor;
+  }
+  return any_tensor;
+}
+
+constexpr const char* kLayouts =
+    "holds none of the reference's layouts: a state dict (names to tensors), the training "
+    "checkpoint's list [optimizer, model, scheduler, scaler, step], or a dict with a "
+    "'state_dict' entry";
+
+// The layouts of the reference's torch.save calls, tried in this order:
+//   torch.save(model.state_dict())                               (and our model.pt)
+//   [optim_state, model_state, scheduler_state, scaler_state, step]   training/utils.py
+//                                                 _save_to_checkpoint; hubconf.py unpacks it
+//   dict(state_dict=..., model_cfg=..., grads=..., update_directions=...)   training/utils.py
+//                                                 _save_state_for_visualization
+const Value* find_state_dict(const Value& root) {
+  if (is_state_dict(root)) return &root;
+  if ((root.kind == Value::Kind::kList || root.kind == Value::Kind::kTuple) &&
+      root.items.size() == 5 && is_state_dict(*root.items[1]))
+    return root.items[1].get();
+  if (root.kind == Value::Kind::kDict) {
+    for (const auto& entry : root.entries)
+      if (entry.first->kind == Value::Kind::kText && entry.first->text == "state_dict" &&
+          is_state_dict(*entry.second))
+        return entry.second.get();
+  }
+  return nullptr;
+}
+
+// Builds tensors from the archive's storage records, each record read once.
+class StorageRecords {
+ public:
+  StorageRecords(caffe2::serialize::PyTorchStreamReader& reader, std::string origin)
+      : reader_(reader), origin_(std::move(origin)) {}
+
+  torch::Tensor tensor(const std::string& name, const Value& value) {
+    if (value.kind != Value::Kind::kTensor)
+      throw UserError(origin_ + ": entry '" + printable(name) + "' holds " + printable(value.text) +
+                      "(...), not a tensor this reader can build");
+    auto outside = [&](int64_t elements) {
+      return UserError(origin_ + ": entry '" + printable(name) + "' lies outside its storage (" +
+                       std::to_string(elements) + " elements)");
+    };
+    bool empty = false;
+    for (int64_t s : value.sizes) {
+      if (s < 0) throw outside(0);
+      empty = empty || s == 0;
+    }
+    for (int64_t s : value.strides)
+      if (s < 0) throw outside(0);
+    if (value.integer < 0) throw outside(0);
+    if (empty) return torch::empty(value.sizes, torch::TensorOptions().dtype(value.dtype));
+
+    // The view must lie inside the storage before as_strided may look at it.
+    const torch::Tensor& flat = storage(name, value.text, value.dtype);
+    const int64_t n = flat.numel();
+    if (value.integer >= n) throw outside(n);
+    int64_t room = n - 1 - value.integer;  // how far past its first element the view may reach
+    for (size_t i = 0; i < value.sizes.size(); ++i) {
+      const int64_t reach = value.sizes[i] - 1;
+      if (reach == 0 || value.strides[i] == 0) continue;
+      if (reach > room / value.strides[i]) throw outside(n);
+      room -= reach * value.strides[i];
+    }
+    return flat.as_strided(value.sizes, value.strides, value.integer)
+        .clone(at::MemoryFormat::Contiguous);
+  }
+
+ private:
+  const torch::Tensor& storage(const std::string& name, const std::string& key,
+                               c10::ScalarType dtype) {
+    const std::string cache_key = key + "/" + c10::toString(dtype);
+    auto it = cache_.find(cache_key);
+    if (it != cache_.end()) return it->second;
+    const std::string record = "data/" + key;
+    if (!reader_.hasRecord(record))
+      throw UserError(origin_ + ": entry '" + printable(name) + "' refers to record " +
+                      printable(record) + ", which the archive lacks");
+    at::DataPtr data;
+    size_t bytes = 0;
+    std::tie(data, bytes) = reader_.getRecord(record);
+    const size_t element = c10::elementSize(dtype);
+    const auto count = static_cast<int64_t>(bytes / element);
+    // Bool bytes other than 0 and 1 are not valid bools: read them as bytes and compare.
+    const c10::ScalarType raw_dtype =
+        dtype == c10::ScalarType::Bool ? c10::ScalarType::Byte : dtype;
+    torch::Tensor flat = torch::empty({count}, torch::TensorOptions().dtype(raw_dtype));
+    if (count > 0) std::memcpy(flat.data_ptr(), data.get(), static_cast<size_t>(count) * element);
+    if (dtype == c10::ScalarType::Bool) flat = flat.ne(0);
+    return cache_.emplace(cache_key, std::move(flat)).first->second;
+  }
+
+  caffe2::serialize::PyTorchStreamReader& reader_;
+  std::string origin_;
+  std::map<std::string, torch::Tensor> cache_;
+};
+
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
+// torch.save has written a zip archive since PyTorch 1.6; say plainly what anything else is.
+void check_container(const std::string& path, const std::string& origin) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw UserError(origin + ": no such file");
+  std::ifstream in(path, std::ios::binary);
+  char head[4] = {0, 0, 0, 0};
+  in.read(head, sizeof(head));
+  if (in.gcount() == 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return;
+  if (in.gcount() >= 1 && static_cast<unsigned char>(head[0]) == 0x80)
+    throw UserError(origin +
+                    ": a bare pickle, not the zip archive torch.save writes since "
+                    "PyTorch 1.6 (a legacy torch.save file? load it in Python and "
+                    "torch.save it again)");
+  throw UserError(origin +
+                  ": not a PyTorch checkpoint (torch.save writes a zip archive; this "
+                  "file does not start like one)");
+}
+
+// PyTorch 2.x records the byte order; tensors are read as this (little-endian) machine lays
+// them out.
+void check_byte_order(caffe2::serialize::PyTorchStreamReader& reader, const std::string& origin) {
+  if (!reader.hasRecord("byteorder")) return;
+  at::DataPtr data;
+  size_t size = 0;
+  std::tie(data, size) = reader.getRecord("byteorder");
+  const std::string order(static_cast<const char*>(data.get()), size);
+  if (order.rfind("little", 0) != 0)
+    throw UserError(origin + ": written on a " + printable(order) +
+                    "-endian machine; only little-endian checkpoints are read");
+}
+
+std::map<std::string, torch::Tensor> without_common_prefix(
+    std::map<std::string, torch::Tensor> state, const std::string& prefix) {
+  if (state.empty()) return state;
+  for (const auto& entry : state)
+    if (entry.first.rfind(prefix, 0) != 0) return state;
+  std::map<std::string, torch::Tensor> out;
+  for (auto& entry : state) out.emplace(entry.first.substr(prefix.size()), std::move(entry.second));
+  return out;
+}
+
+// ---- Names ----------------------------------------------------------------------------------
+
+// The reference's ResNet (fullbatch/models/resnets.py; stem "CIFAR", downsample "C") holds
+// stem = Sequential(conv, BatchNorm, ReLU), layers = Sequential of stages of blocks, each block
+// conv1/bn1/conv2/bn2[/conv3/bn3] and downsample = Sequential(AvgPool2d, conv1x1, BatchNorm), and
+// fc. Ours has conv1, bn1, layer1..layerN and shortcut = (Identity or AvgPool2d, conv1x1,
+// BatchNorm): the same tensors, so indices inside a block carry over unchanged.
+std::string resnet_name(const std::string& ref) {
+  const std::string layers = "layers.";
+  if (ref.rfind("stem.0.", 0) == 0) return "conv1." + ref.substr(7);
+  if (ref.rfind("stem.1.", 0) == 0) return "bn1." + ref.substr(7);
+  if (ref.rfind(layers, 0) != 0) return ref;
+  const size_t dot = ref.find('.', layers.size());
+  if (dot == std::string::npos) return ref;
+  const std::string stage = ref.substr(layers.size(), dot - layers.size());
+  if (stage.empty() || stage.size() > 4 ||
+      !std::all_of(stage.begin(), stage.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return ref;
+  std::string rest = ref.substr(dot);  // ".<block>.conv1.weight"
+  const std::string downsample = ".downsample.";
+  const size_t at = rest.find(downsample);
+  if (at != std::string::npos) rest.replace(at, downsample.size(), ".shortcut.");
+  return "layer" + std::to_string(std::stoi(stage) + 1) + rest;
+}
+
+// The reference's VGG (features.<i>: conv with bias, BatchNorm, ReLU, max-pools; classifier, the
+// "CIFAR" head) and DenseNet (torchvision's names with the "CIFAR" stem, conv0 alone) name their
+// tensors as ours do.
+std::string same_name(const std::string& ref) {
+  return ref;
+}
+
+using Rename = std::string (*)(const std::string&);
+
+Rename rename_for(const std::string& model_name, const std::string& origin) {
+  if (model_name.rfind("resnet", 0) == 0) return resnet_name;
+  // PyramidNet, NFNet and the linear model register their modules under the reference's names.
+  for (const char* prefix : {"vgg", "densenet", "pyramidnet", "nfnet", "linear"})
+    if (model_name.rfind(prefix, 0) == 0) return same_name;
+  throw UserError(origin + ": model.name '" + model_name +
+                  "' has no counterpart in the reference implementation (its checkpoints load "
+                  "into resnet*, vgg*, densenet*, pyramidnet*, nfnet and linear)");
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  std::iota(row.begin(), row.end(), size_t{0});
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The candidate nearest to `name` by edit distance; nullptr when there is none.
+const std::string* closest(const std::string& name, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  size_t best_distance = 0;
+  for (const auto& candidate : candidates) {
+    const size_t d = edit_distance(name, candidate);
+    if (best == nullptr || d < best_distance) {
+      best = &candidate;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+std::string quoted(const std::string* name) {
+  return name == nullptr ? "(none)" : "'" + printable(*name) + "'";
+}
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> read_reference_state_dict(const std::string& path) {
+  const std::string origin = "reference checkpoint " + path;
+  check_container(path, origin);
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("data.pkl"))
+      throw UserError(origin + ": a zip archive without data.pkl, so not written by torch.save");
+    check_byte_order(reader, origin);
+    at::DataPtr pickle;
+    size_t size = 0;
+    std::tie(pickle, size) = reader.getRecord("data.pkl");
+    const ValuePtr root = Unpickler(static_cast<const char*>(pickle.get()), size, origin).run();
+    const Value* dict = find_state_dict(*root);
+    if (dict == nullptr) throw UserError(origin + ": " + kLayouts);
+    StorageRecords records(reader, origin);
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& entry : dict->entries)
+      out[entry.first->text] = records.tensor(entry.first->text, *entry.second);
+    // DistributedDataParallel wraps the model as .module; the reference runs its own all-reduce
+    // instead, but a state dict taken from a wrapped model is common enough to accept.
+    return without_common_prefix(std::move(out), "module.");
+  } catch (const c10::Error& e) {
+    throw UserError(origin + ": not a readable torch.save archive (" +
+                    printable(first_line(e.what_without_backtrace())) + ")");
+  }
+}
+
+std::map<std::string, torch::Tensor> map_reference_names(
+    const std::string& model_name, const std::map<std::string, torch::Tensor>& reference,
+    const torch::nn::Module& ours, const std::string& origin) {
+  const Rename rename = rename_for(model_name, origin);
+  std::map<std::string, std::string> source;  // our name -> the file's name
+  std::vector<std::string> renamed;
+  for (const auto& entry : reference) {
+    const std::string name = rename(entry.first);
+    auto inserted = source.emplace(name, entry.first);
+    if (!inserted.second)
+      throw UserError(origin + ": entries '" + printable(inserted.first->second) + "' and '" +
+                      printable(entry.first) + "' both stand for '" + printable(name) + "'");
+    renamed.push_back(name);
+  }
+  const std::map<std::string, torch::Tensor> expected = state_dict(ours);
+  std::vector<std::string> our_names;
+  for (const auto& entry : expected) our_names.push_back(entry.first);
+
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, target] : expected) {
+    auto it = source.find(name);
+    if (it == source.end()) {
+      const std::string* nearest = closest(name, renamed);
+      throw UserError(origin + ": no entry for " + model_name + "'s tensor '" + name +
+                      "'; closest entry in the file: " +
+                      quoted(nearest == nullptr ? nullptr : &source.at(*nearest)));
+    }
+    const torch::Tensor& tensor = reference.at(it->second);
+    if (!tensor.sizes().equals(target.sizes()))
+      throw UserError(origin + ": entry '" + printable(it->second) + "' has shape " +
+                      c10::str(tensor.sizes()) + ", " + model_name + " expects " +
+                      c10::str(target.sizes()) + " for '" + name +
+                      "' (another model.width, data set or model.name?)");
+    out[name] = tensor;
+  }
+  for (const auto& [name, file_name] : source) {
+    if (expected.count(name) != 0) continue;
+    const std::string read_as = name == file_name ? "" : " (read as '" + printable(name) + "')";
+    throw UserError(origin + ": entry '" + printable(file_name) + "'" + read_as +
+                    " has no counterpart in " + model_name +
+                    "; closest model tensor: " + quoted(closest(name, our_names)));
+  }
+  return out;
+}
+
+void load_reference_weights(torch::nn::Module& model, const std::string& model_name,
+                            const std::string& path) {
+  const std::string origin = "reference checkpoint " + path;
+  load_state_dict(model,
+                  map_reference_names(model_name, read_reference_state_dict(path), model, origin),
+                  origin);
+}
+
+}  // namespace fullbatch
