@@ -17,6 +17,7 @@
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/distributed/process_group.h"
 #include "fullbatch/common/files.h"
+#include "fullbatch/models/reference_weights.h"
 #include "fullbatch/models/weights.h"
 #include "fullbatch/run/run.h"
 #include "fullbatch/run/run_dir.h"
@@ -153,6 +154,7 @@ int cmd_init_weights(const InitArgs& a) {
 
 struct EvalArgs {
   std::string checkpoint;
+  bool reference = false;  // the checkpoint is the reference implementation's .pth
   std::vector<std::string> configs;
   std::vector<std::string> overrides;
 };
@@ -172,7 +174,11 @@ int cmd_eval(const EvalArgs& a) {
   Dataset data = load_dataset(test_only);
   to_device(data, execution.device);
   ModelPtr model = build_model(options, data, execution);
-  load_weights(*model, a.checkpoint);
+  if (a.reference) {
+    load_reference_weights(*model, options.model.name, a.checkpoint);
+  } else {
+    load_weights(*model, a.checkpoint);
+  }
   LocalCommunicator local;
   Evaluation e = evaluate_model(*model, data, options.eval, execution, local);
   nlohmann::json out = {{"checkpoint", a.checkpoint},
@@ -207,6 +213,17 @@ int cmd_keys() {
   for (const auto& k : config_keys())
     std::printf("%-40s %-7s %-22s %s\n", k.key.c_str(), k.type.c_str(),
                 ("[" + get_key(defaults, k.key) + "]").c_str(), k.help.c_str());
+  // The names the zoo, the loaders and the optimizers know (the config layer cannot see them).
+  auto list = [](const char* key, const std::vector<std::string>& names) {
+    std::string text;
+    for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+    std::printf("\n%s: %s", key, text.c_str());
+  };
+  list("model.name", model_names());
+  list("data.name", dataset_names());
+  list("hyp.optim.name", optimizer_names());
+  list("hyp.optim_modification.name", modification_names());
+  std::printf("\n");
   return 0;
 }
 
@@ -229,6 +246,9 @@ void add_training_commands(CLI::App& app, Commands& out) {
   auto eval = std::make_shared<EvalArgs>();
   auto* e = app.add_subcommand("eval", "evaluate saved weights on the test set");
   e->add_option("--checkpoint", eval->checkpoint, "model.pt of a run")->required();
+  e->add_flag("--reference", eval->reference,
+              "--checkpoint is a .pth of the reference implementation (JonasGeiping/"
+              "fullbatchtraining), read through its name mapping into model.name");
   e->add_option("--config", eval->configs, "YAML file(s) of config keys");
   e->add_option("overrides", eval->overrides, "key=value config overrides");
   out.push_back({e, [eval] { return cmd_eval(*eval); }});

@@ -192,6 +192,19 @@ TEST(KillAndResume, SgdIsBitIdentical) {
   kill_and_resume({"hyp.train_stochastic=true", "hyp.shuffle=true"}, 8, 22);
 }
 
+// The optimizers' own state (Adam's moments and step count, L-BFGS's curvature pairs) and the
+// passes of SAM's and L-BFGS's extra gradient evaluations survive a resume.
+TEST(KillAndResume, AdamWithSamIsBitIdentical) {
+  kill_and_resume({"hyp.optim.name=Adam", "hyp.optim.lr=1e-3", "hyp.optim_modification.name=SAM"},
+                  6, 44);
+}
+
+TEST(KillAndResume, LbfgsIsBitIdentical) {
+  kill_and_resume({"hyp.optim.name=L-BFGS", "hyp.optim.lr=0.5", "hyp.optim.weight_decay=0",
+                   "data.augmentations=none"},
+                  6, 55);
+}
+
 TEST(KillAndResume, RegularizedNoisyEmaIsBitIdentical) {
   kill_and_resume({"hyp.grad_reg.block_strength=0.5", "hyp.grad_noise.additive=0.01",
                    "hyp.grad_clip=2", "hyp.evaluate_ema=true", "hyp.eval_ema_momentum=0.9"},

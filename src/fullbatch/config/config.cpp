@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -166,6 +167,52 @@ std::function<std::string(const std::string&)> one_of(std::vector<std::string> o
   };
 }
 
+// A key whose value is one of a few names, each with lower-case aliases (hyp.optim.name takes
+// the reference's "L-BFGS" and "lbfgs" alike); the value is stored in the canonical spelling,
+// so config.yaml and resume compare one form.
+using Spellings = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+template <class Ref>
+KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref, Spellings names) {
+  auto lower = [](std::string t) {
+    for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return t;
+  };
+  return {{key, "string", help, affects},
+          [ref, names, lower](Config& c, const std::string& text) {
+            for (const auto& [canonical, aliases] : names) {
+              if (lower(text) == lower(canonical) ||
+                  std::find(aliases.begin(), aliases.end(), lower(text)) != aliases.end()) {
+                ref(c) = canonical;
+                return;
+              }
+            }
+            std::string list;
+            for (const auto& entry : names) list += (list.empty() ? "" : ", ") + entry.first;
+            throw BadValue{"must be one of: " + list};
+          },
+          [ref](const Config& c) { return ref(const_cast<Config&>(c)); }};
+}
+
+// A comma-separated list of exactly `n` numbers, each checked (hyp.optim.betas, fista_mod).
+std::function<std::string(const std::string&)> number_list(size_t n, Check check) {
+  return [n, check](const std::string& v) {
+    std::vector<double> values;
+    std::stringstream ss(v);
+    for (std::string part; std::getline(ss, part, ',');) {
+      double x;
+      if (!parse_float(part, x)) return std::string("expected " + std::to_string(n) + " comma-separated numbers");
+      values.push_back(x);
+    }
+    if (values.size() != n) return "expected " + std::to_string(n) + " comma-separated numbers";
+    for (double x : values) {
+      std::string why = check ? check(x) : "";
+      if (!why.empty()) return "each " + why;
+    }
+    return std::string();
+  };
+}
+
 // A key whose value is one of an enum's spellings (config/enums.h).
 template <class Ref>
 KeyDef enum_key(std::string key, std::string help, bool affects, Ref ref) {
@@ -225,18 +272,24 @@ const std::vector<KeyDef>& key_table() {
                  [](C& c) -> auto& { return c.preset; }),
       uint_key("seed", "seed of every random generator", true, [](C& c) -> auto& { return c.seed; }),
 
-      string_key("data.name", "dataset: cifar10, cifar100, mnist, fashion-mnist", true,
-                 [](C& c) -> auto& { return c.data.name; },
-                 one_of({"cifar10", "cifar100", "mnist", "fashion-mnist"})),
+      string_key("data.name",
+                 "dataset: cifar10, cifar100, mnist, fashion-mnist, imagefolder, imagenet, tinyimagenet",
+                 true, [](C& c) -> auto& { return c.data.name; },
+                 one_of({"cifar10", "cifar100", "mnist", "fashion-mnist", "imagefolder", "imagenet",
+                         "tinyimagenet"})),
       string_key("data.path", "folder with the dataset files (empty: standard location)", false,
                  [](C& c) -> auto& { return c.data.path; }),
+      int_key("data.pixels", "image folders: side of the training and evaluation crops (0 = 224, tinyimagenet 64)",
+              true, [](C& c) -> auto& { return c.data.pixels; }, in_range(0, 4096)),
+      int_key("data.resize", "image folders: shorter side before cropping (0 = pixels * 256 / 224, tinyimagenet 64)",
+              true, [](C& c) -> auto& { return c.data.resize; }, in_range(0, 8192)),
       int_key("data.size", "first N training images (0 = all)", true,
               [](C& c) -> auto& { return c.data.size; }, at_least(0)),
       int_key("data.test_size", "first N test images (0 = all, as the paper)", false,
               [](C& c) -> auto& { return c.data.test_size; }, at_least(0)),
       int_key("data.batch_size", "images per block (and per SGD step)", true,
               [](C& c) -> auto& { return c.data.batch_size; }, at_least(1)),
-      enum_key("data.augmentations", "training augmentation: crop-flip or none", true,
+      enum_key("data.augmentations", "training augmentation: crop-flip, random-resized-crop or none", true,
                [](C& c) -> auto& { return c.data.augmentations; }),
       int_key("data.crop_padding", "zero padding of the random crop", true,
               [](C& c) -> auto& { return c.data.crop_padding; }, in_range(0, 64)),
@@ -270,6 +323,62 @@ const std::vector<KeyDef>& key_table() {
                 [](C& c) -> auto& { return c.hyp.optim.weight_decay; }, at_least(0)),
       bool_key("hyp.optim.nesterov", "Nesterov momentum", true,
                [](C& c) -> auto& { return c.hyp.optim.nesterov; }),
+      canonical_key("hyp.optim.name", "optimizer: Gradient Descent, Adam (AdamW), L-BFGS, FISTA, GD-AGC or Adaptive Gradient Descent",
+                    true, [](C& c) -> auto& { return c.hyp.optim.name; },
+                    {{"Gradient Descent", {"gd", "sgd"}},
+                     {"Adam", {"adamw"}},
+                     {"L-BFGS", {"lbfgs"}},
+                     {"FISTA", {}},
+                     {"GD-AGC", {"agc"}},
+                     {"Adaptive Gradient Descent", {"adaptive-gd"}}}),
+      float_key("hyp.optim.dampening", "momentum dampening (Gradient Descent, GD-AGC)", true,
+                [](C& c) -> auto& { return c.hyp.optim.dampening; }, in_range(0, 1)),
+      string_key("hyp.optim.betas", "Adam: beta1,beta2", true,
+                 [](C& c) -> auto& { return c.hyp.optim.betas; }, number_list(2, in_range(0, 0.999999))),
+      float_key("hyp.optim.eps", "Adam, L-BFGS, GD-AGC: eps (0 = the reference's: 1e-8, 1e-2, 1e-3)",
+                true, [](C& c) -> auto& { return c.hyp.optim.eps; }, at_least(0)),
+      bool_key("hyp.optim.amsgrad", "Adam: AMSGrad", true,
+               [](C& c) -> auto& { return c.hyp.optim.amsgrad; }),
+      int_key("hyp.optim.history_size", "L-BFGS: curvature pairs kept", true,
+              [](C& c) -> auto& { return c.hyp.optim.history_size; }, in_range(1, 1000)),
+      canonical_key("hyp.optim.line_search", "L-BFGS: Wolfe or none", true,
+                    [](C& c) -> auto& { return c.hyp.optim.line_search; },
+                    {{"Wolfe", {}}, {"none", {""}}}),
+      bool_key("hyp.optim.damping", "L-BFGS: Powell damping of the curvature pairs", true,
+               [](C& c) -> auto& { return c.hyp.optim.damping; }),
+      float_key("hyp.optim.eta", "L-BFGS line search: step growth factor", true,
+                [](C& c) -> auto& { return c.hyp.optim.eta; },
+                [](double v) { return v > 1 ? std::string() : "must be > 1"; }),
+      float_key("hyp.optim.c1", "L-BFGS line search: sufficient-decrease constant", true,
+                [](C& c) -> auto& { return c.hyp.optim.c1; }, in_range(0, 1)),
+      float_key("hyp.optim.c2", "L-BFGS line search: curvature constant", true,
+                [](C& c) -> auto& { return c.hyp.optim.c2; }, in_range(0, 1)),
+      int_key("hyp.optim.max_linesearches", "L-BFGS: line-search evaluations per step at most", true,
+              [](C& c) -> auto& { return c.hyp.optim.max_linesearches; }, in_range(1, 1000)),
+      string_key("hyp.optim.fista_mod", "FISTA: p,q,r of the momentum sequence", true,
+                 [](C& c) -> auto& { return c.hyp.optim.fista_mod; }, number_list(3, at_least(0))),
+      float_key("hyp.optim.clipping", "GD-AGC: unit-wise clipping ratio", true,
+                [](C& c) -> auto& { return c.hyp.optim.clipping; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      int_key("hyp.optim.interval", "Adaptive Gradient Descent: steps of gradient norms remembered",
+              true, [](C& c) -> auto& { return c.hyp.optim.interval; }, in_range(1, 1000000)),
+      float_key("hyp.optim.norm_type", "Adaptive Gradient Descent: norm of the gradient (2 or inf)",
+                true, [](C& c) -> auto& { return c.hyp.optim.norm_type; },
+                [](double v) { return (v == 2.0 || std::isinf(v)) ? std::string() : "must be 2 or inf"; }),
+      bool_key("hyp.only_linear_layers_weight_decay",
+               "no weight decay on biases and gains (the reference's regular expression)", true,
+               [](C& c) -> auto& { return c.hyp.only_linear_layers_weight_decay; }),
+      canonical_key("hyp.optim_modification.name", "none, SAM, LARS or LARC around the optimizer", true,
+                    [](C& c) -> auto& { return c.hyp.optim_modification.name; },
+                    {{"none", {""}}, {"SAM", {}}, {"LARS", {}}, {"LARC", {}}}),
+      float_key("hyp.optim_modification.rho", "SAM: radius of the ascent step", true,
+                [](C& c) -> auto& { return c.hyp.optim_modification.rho; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      float_key("hyp.optim_modification.trust_coefficient", "LARS/LARC: trust coefficient", true,
+                [](C& c) -> auto& { return c.hyp.optim_modification.trust_coefficient; },
+                [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
+      float_key("hyp.optim_modification.eps", "LARS/LARC: eps of the trust ratio", true,
+                [](C& c) -> auto& { return c.hyp.optim_modification.eps; }, at_least(0)),
       int_key("hyp.warmup", "linear warm-up steps from lr 0", true,
               [](C& c) -> auto& { return c.hyp.warmup; }, at_least(0)),
       schedule_key("hyp.scheduler", "constant, cosine-decay, linear-decay or cosine-N"),
@@ -311,6 +420,10 @@ const std::vector<KeyDef>& key_table() {
       int_key("hyp.stop_at_full_training_accuracy", "stop after K steps at 100% train accuracy",
               true, [](C& c) -> auto& { return c.hyp.stop_at_full_training_accuracy; },
               at_least(0)),
+      float_key("hyp.stop_at_val_accuracy",
+                "stop at the first evaluation whose test accuracy reaches this % (0 = off); "
+                "metrics.jsonl records the time to it",
+                true, [](C& c) -> auto& { return c.hyp.stop_at_val_accuracy; }, in_range(0, 100)),
 
       int_key("impl.validate_every_nth_step", "evaluate on the test set every N steps", false,
               [](C& c) -> auto& { return c.impl.validate_every_nth_step; }, at_least(1)),
@@ -412,6 +525,23 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// A leaf's text; a sequence of scalars (the reference's `betas: [0.9, 0.999]`) becomes the
+// comma-separated form the list keys take.
+std::string scalar_text(const YAML::Node& node, const std::string& key, const std::string& origin) {
+  if (node.IsNull()) return "";
+  if (node.IsScalar()) return node.Scalar();
+  if (node.IsSequence()) {
+    std::string text;
+    bool scalars = true;
+    for (const auto& item : node) {
+      scalars = scalars && item.IsScalar();
+      if (scalars) text += (text.empty() ? "" : ",") + item.Scalar();
+    }
+    if (scalars) return text;
+  }
+  throw UserError("config " + origin + ": key '" + key + "' must hold a single value or a list of values");
+}
+
 void flatten_yaml(const YAML::Node& node, const std::string& prefix,
                   std::vector<std::pair<std::string, YAML::Node>>& out) {
   if (node.IsMap()) {
@@ -509,9 +639,7 @@ void apply_yaml_text(Config& config, const std::string& text, const std::string&
     throw UserError("config " + origin + ": bad key: " + one_line(e.msg));
   }
   for (const auto& [key, node] : leaves) {
-    if (!node.IsScalar() && !node.IsNull())
-      throw UserError("config " + origin + ": key '" + key + "' must hold a single value");
-    set_key(config, key, node.IsNull() ? "" : node.Scalar(), origin);
+    set_key(config, key, scalar_text(node, key, origin), origin);
   }
 }
 
@@ -574,6 +702,11 @@ void validate(const Config& c) {
     fail("hyp.train_semi_stochastic", "needs data.fixed_augmentations > 0");
   if (c.data.fixed_augmentations > 0 && c.data.augmentations != Augmentation::kCropFlip)
     fail("data.fixed_augmentations", "needs data.augmentations=crop-flip");
+  const bool folder = c.data.name == "imagefolder" || c.data.name == "imagenet" || c.data.name == "tinyimagenet";
+  if (c.data.augmentations == Augmentation::kRandomResizedCrop && !folder)
+    fail("data.augmentations", "random-resized-crop needs an image-folder dataset (imagefolder, imagenet, tinyimagenet)");
+  if (!folder && (c.data.pixels != 0 || c.data.resize != 0))
+    fail(c.data.pixels != 0 ? "data.pixels" : "data.resize", "applies to image-folder datasets only");
   if (c.hyp.sample_with_replacement && !c.hyp.train_stochastic)
     fail("hyp.sample_with_replacement", "only applies to SGD (hyp.train_stochastic=true)");
 }

@@ -29,6 +29,8 @@ struct Config {
     Augmentation augmentations = Augmentation::kCropFlip;
     int64_t crop_padding = 4;
     int64_t fixed_augmentations = 0;  // N x fixed augmented copies; 0 = live augmentation
+    int64_t pixels = 0;  // image folders: side of the training crop and evaluation crop; 0 = default
+    int64_t resize = 0;  // image folders: shorter side before cropping; 0 = default
   } data;
 
   struct Model {
@@ -44,12 +46,38 @@ struct Config {
     bool shuffle = false;
     bool sample_with_replacement = false;
     int64_t train_switch_stochastic = 0;  // >0: switch from full batch to SGD after this step
+    // The reference's hyp.optim group (docs/optimizers.md); name is stored in its canonical
+    // spelling. Keys an optimizer does not use are ignored by it.
     struct Optim {
+      std::string name = "Gradient Descent";
       double lr = 0.1;
       double momentum = 0.9;
       double weight_decay = 5e-4;
       bool nesterov = true;
+      double dampening = 0.0;
+      std::string betas = "0.9,0.999";  // Adam
+      double eps = 0.0;                 // 0 = the optimizer's reference default
+      bool amsgrad = false;             // Adam
+      int64_t history_size = 10;        // L-BFGS
+      std::string line_search = "Wolfe";  // L-BFGS: Wolfe or none
+      bool damping = true;              // L-BFGS
+      double eta = 2.0;                 // L-BFGS line search: step growth
+      double c1 = 1e-4;                 // L-BFGS: Armijo constant
+      double c2 = 0.9;                  // L-BFGS: curvature constant
+      int64_t max_linesearches = 10;    // L-BFGS
+      std::string fista_mod = "1,1,4";  // FISTA: the momentum sequence's (p, q, r)
+      double clipping = 0.01;           // GD-AGC: unit-wise clipping ratio
+      int64_t interval = 10;            // Adaptive Gradient Descent
+      double norm_type = 2.0;           // Adaptive Gradient Descent
     } optim;
+    bool only_linear_layers_weight_decay = false;  // no weight decay on biases and gains
+    // hyp.optim_modification: none, SAM, LARS or LARC wrapped around the optimizer.
+    struct OptimModification {
+      std::string name = "none";
+      double rho = 0.05;                 // SAM
+      double trust_coefficient = 0.02;  // LARS/LARC
+      double eps = 1e-8;                // LARS/LARC
+    } optim_modification;
     int64_t warmup = 5;
     ScheduleSpec scheduler;                  // cosine-decay
     double grad_clip = 0.0;                  // l2 (or inf) norm of the full gradient; 0 = off
@@ -71,6 +99,7 @@ struct Config {
     bool evaluate_ema = false;
     double eval_ema_momentum = 0.99;
     int64_t stop_at_full_training_accuracy = 0;  // stop after K steps at 100% train accuracy
+    double stop_at_val_accuracy = 0.0;  // stop at the first evaluation reaching this % (0 = off)
   } hyp;
 
   struct Impl {

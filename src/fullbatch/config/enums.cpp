@@ -6,7 +6,9 @@ namespace fullbatch {
 
 // One table per enum, in the order `fullbatch keys` lists the spellings.
 const EnumNames<Augmentation>& enum_names(Augmentation) {
-  static const EnumNames<Augmentation> n{{Augmentation::kCropFlip, "crop-flip"}, {Augmentation::kNone, "none"}};
+  static const EnumNames<Augmentation> n{{Augmentation::kCropFlip, "crop-flip"},
+                                         {Augmentation::kRandomResizedCrop, "random-resized-crop"},
+                                         {Augmentation::kNone, "none"}};
   return n;
 }
 const EnumNames<GradRegImpl>& enum_names(GradRegImpl) {

@@ -9,8 +9,8 @@
 
 namespace fullbatch {
 
-// data.augmentations
-enum class Augmentation { kNone, kCropFlip };
+// data.augmentations: random-resized-crop is torchvision's RandomResizedCrop + flip (image folders)
+enum class Augmentation { kNone, kCropFlip, kRandomResizedCrop };
 
 // hyp.scheduler: "constant", "cosine-decay", "linear-decay", or "cosine-N" (a cosine with a
 // period of N steps after warm-up, as the reference's cosine-4000).

@@ -101,8 +101,9 @@ const char kTableNote[] =
     "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
     "passes are passes over the training data (the metrics' epoch; an SGD epoch that drops its "
     "last partial batch counts a little under one); images processed = passes x training "
-    "images, one per image and gradient over the data, not counting the regularizer's extra "
-    "gradient evaluations (the time shows those); time is mean wall time per run.";
+    "images, one per image and gradient over the data; an optimizer's extra gradient evaluations "
+    "(SAM, L-BFGS) count as passes, the regularizer's do not (the time shows those); time is "
+    "mean wall time per run.";
 
 std::string markdown_line(const std::vector<std::string>& cells) {
   std::string line = "|";
@@ -447,6 +448,42 @@ std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path&
   return md.empty() ? md : "## Analyses (`fullbatch analyze`)\n\n" + md;
 }
 
+// hyp.stop_at_val_accuracy: per row, how many seeds reached the target and at what cost (passes
+// over the data and training time, mean +- sample std over the seeds that reached it), so methods
+// can be compared at equal accuracy. Empty when no run had a target.
+std::string time_to_accuracy_section(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs) {
+  std::string md;
+  for (const ReportRow& row : rows) {
+    double target = 0;
+    std::vector<double> passes, times;
+    for (std::size_t i : row.runs) {
+      const nlohmann::json& s = runs[i].summary;
+      const double t = detail::json_number(s, "stop_at_val_accuracy");
+      if (!std::isfinite(t)) continue;
+      target = t;
+      if (s.value("reached_val_accuracy", false)) {
+        passes.push_back(detail::json_number(s, "passes_to_accuracy"));
+        times.push_back(detail::json_number(s, "time_to_accuracy_s"));
+      }
+    }
+    if (target <= 0) continue;
+    auto spread = [](const std::vector<double>& xs, int decimals) {
+      if (xs.empty()) return std::string("-");
+      std::string text = format_fixed(mean(xs), decimals);
+      return xs.size() > 1 ? text + " +- " + format_fixed(sample_std(xs), decimals) : text;
+    };
+    md += markdown_line({escape_md_cell(row.name), format_fixed(target, 2),
+                         std::to_string(passes.size()) + "/" + std::to_string(row.runs.size()),
+                         spread(passes, 1), spread(times, 1)});
+  }
+  if (md.empty()) return md;
+  return "## Cost to reach the target accuracy (`hyp.stop_at_val_accuracy`)\n\n" +
+         markdown_line({"row", "target %", "reached", "passes", "training time (s)"}) +
+         "|---|---:|---:|---:|---:|\n" + md +
+         "\nOver the seeds that reached the target at an evaluation (every impl.validate_every_nth_step "
+         "steps); passes count every gradient evaluation; time excludes evaluation.\n\n";
+}
+
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
                  const std::map<std::string, std::string>& paper_numbers, std::ostream& console,
                  const ReportOptions& options) {
@@ -463,7 +500,8 @@ int write_report(const std::vector<std::string>& run_dirs, const std::string& ou
   };
   const std::vector<Plot> plots = render_plots(rows, runs, x);
   for (const Plot& p : plots) write(p.def->file, p.svg);
-  write("report.md", markdown_document(table, conclusion, plots, x) + analysis_section(runs, out));
+  write("report.md", markdown_document(table, conclusion, plots, x) +
+                         time_to_accuracy_section(rows, runs) + analysis_section(runs, out));
   write("report.csv", csv_document(rows));
   write("report.json", json_document(rows, runs, conclusion, plots));
   write("report.html", html_document(rows, runs, conclusion, plots, x));

@@ -109,9 +109,23 @@ void restore(Trainer& trainer, const FoundCheckpoint& found) {
                     " but its name and metadata say " + std::to_string(found.checkpoint.step));
 }
 
-void fill_final(nlohmann::json& summary, const Progression& so_far) {
+// hyp.stop_at_val_accuracy: whether the run reached its target and at what cost (training wall
+// time, passes over the data, steps), so methods can be compared at equal accuracy.
+void fill_time_to_accuracy(nlohmann::json& summary, const nlohmann::json& last, double target) {
+  if (target <= 0) return;
+  summary["stop_at_val_accuracy"] = target;
+  const bool reached = last.contains("reached_val_accuracy");
+  summary["reached_val_accuracy"] = reached;
+  if (!reached) return;
+  summary["time_to_accuracy_s"] = number_or_zero(last, "time_s");
+  summary["passes_to_accuracy"] = number_or_zero(last, "epoch");
+  summary["steps_to_accuracy"] = last.value("step", int64_t{0});
+}
+
+void fill_final(nlohmann::json& summary, const Progression& so_far, double target_accuracy) {
   if (so_far.last.is_null()) return;
   const nlohmann::json& last = so_far.last;
+  fill_time_to_accuracy(summary, last, target_accuracy);
   const double time_s = number_or_zero(last, "time_s");
   summary["epochs"] = number_or_zero(last, "epoch");
   summary["final_val_accuracy"] = number_or_zero(last, "val_accuracy");
@@ -211,7 +225,7 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
 
   summary["status"] = "completed";
   summary["steps"] = trainer.step();
-  fill_final(summary, so_far);
+  fill_final(summary, so_far, config.hyp.stop_at_val_accuracy);
   if (writer) {
     save_weights(trainer.model(), writer->weights_file());
     writer->write_summary(summary);

@@ -3,7 +3,8 @@
 //   2. the full gradient: the mean over every chunk of every block (hyp.sub_batch) of the chunk's
 //      gradient with its penalty (optim/regularizer.h) and its own clipping (hyp.batch_clip);
 //   3. the full gradient's norm is recorded, then it is clipped and noised;
-//   4. one optimizer step (weight decay is added there, never clipped), the EMA follows.
+//   4. one optimizer step (weight decay is added there, never clipped), the EMA follows. An
+//      optimizer that needs more gradients (SAM, L-BFGS) repeats 1-3 through its closure.
 #include <torch/torch.h>
 
 #include "fullbatch/common/rng.h"
@@ -16,13 +17,18 @@ namespace fullbatch {
 StepRecord Trainer::full_batch_step(int64_t step, double lr) {
   model_->train();
   const std::vector<torch::Tensor> blocks = block_order(order_settings(step), step);
-  const TensorList full_gradient = options_.gradient.reg.full_strength != 0.0
-                                       ? prepass_full_gradient(step, blocks)
-                                       : TensorList{};
-  BlockStats stats = accumulate_full_gradient(step, lr, blocks, full_gradient);
   StepRecord record;
-  record.grad_norm = clip_and_add_noise(step, /*full_batch=*/true);
-  optimizer_->step(lr);
+  BlockStats stats = full_gradient(step, lr, blocks, 0, record.grad_norm);
+  // Optimizers that look again (SAM's second gradient, L-BFGS's line search) evaluate the full
+  // gradient anew at their current weights: a fresh pass over the same blocks, as the reference's
+  // closure is, each with its own augmentation draw and noise.
+  uint64_t evaluations = 1;
+  optimizer_->step(lr, [&] {
+    double norm = 0;
+    BlockStats again = full_gradient(step, lr, blocks, evaluations++, norm);
+    return reduce_stats(again).loss_sum / static_cast<double>(blocks.size());
+  });
+  if (evaluations > 1) extra_passes_ += static_cast<double>(evaluations - 1) * passes_per_step();
   if (ema_) ema_->update();
 
   const StatTotals totals = reduce_stats(stats);
@@ -33,17 +39,30 @@ StepRecord Trainer::full_batch_step(int64_t step, double lr) {
   return record;
 }
 
+// Evaluation k of the step's full gradient into .grad (k = 0 is the step's own; an optimizer's
+// closure asks for more): the pre-pass (acc_strength), the blocks, then norm, clipping and noise.
+// Evaluation k draws augmentation 2k for the blocks and 2k + 1 for the pre-pass.
+Trainer::BlockStats Trainer::full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
+                                           uint64_t evaluation, double& grad_norm) {
+  const TensorList full = options_.gradient.reg.full_strength != 0.0
+                              ? prepass_full_gradient(step, blocks, 2 * evaluation + 1)
+                              : TensorList{};
+  BlockStats stats = accumulate_full_gradient(step, lr, blocks, full, 2 * evaluation);
+  grad_norm = clip_and_add_noise(step, /*full_batch=*/true, evaluation);
+  return stats;
+}
+
 // Zeroes the gradient, adds weight 1/B times each of this rank's blocks, sums over ranks.
 Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
                                                       const std::vector<torch::Tensor>& blocks,
-                                                      const TensorList& full_gradient) {
+                                                      const TensorList& full_gradient, uint64_t draw) {
   zero_grads();
   const double weight = 1.0 / static_cast<double>(blocks.size());
   BlockStats stats = zero_stats();
   for (size_t b = 0; b < blocks.size(); ++b) {
     // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b);
+    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
     accumulate_block(block, lr, weight, stats, penalty_for_block(step, b), full_gradient);
   }
   TensorList grads = gradient_buffers();
@@ -113,12 +132,13 @@ void Trainer::add_to_gradient(const TensorList& grads, double weight) {
 // hyp.grad_reg.acc_strength: G, the mean plain gradient over the step's blocks (each clipped by
 // hyp.batch_clip), from a pass of its own with a new augmentation draw, as the reference's
 // second pass over its loader. The pass runs in training mode (BatchNorm statistics move).
-TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks) {
+TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks,
+                                          uint64_t draw) {
   zero_grads();
   const double weight = 1.0 / static_cast<double>(blocks.size());
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, /*draw=*/1);
+    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
     BlockGradient g = block_gradient([&] { return forward(block.inputs, block.labels); }, params_);
     if (options_.gradient.clip.block_max_norm > 0)
       clip_to_norm(g.grads, options_.gradient.clip.block_max_norm, options_.gradient.clip.norm_type);
@@ -133,15 +153,17 @@ TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch:
 
 // Norm (returned, before clipping), clipping and, in full-batch mode, noise of the reduced
 // gradient. SGD clips with the l2 norm (torch's clip_grad_norm_) and adds no noise, as the
-// reference's SGD loop.
-double Trainer::clip_and_add_noise(int64_t step, bool full_batch) {
+// reference's SGD loop. A step's later evaluations (an optimizer's closure) draw noise of their own.
+double Trainer::clip_and_add_noise(int64_t step, bool full_batch, uint64_t evaluation) {
   const GradientOptions& g = options_.gradient;
   torch::NoGradGuard no_grad;
   TensorList grads = gradient_buffers();
   torch::Tensor norm = global_norm(grads, 2.0);
   if (g.clip.max_norm > 0) clip_to_norm(grads, g.clip.max_norm, full_batch ? g.clip.norm_type : 2.0);
   if (full_batch && g.noise.any()) {
-    auto gen = keyed_generator(options_.seed, Stream::kNoise, {static_cast<uint64_t>(step)});
+    auto gen = evaluation == 0
+                   ? keyed_generator(options_.seed, Stream::kNoise, {static_cast<uint64_t>(step)})
+                   : keyed_generator(options_.seed, Stream::kNoise, {static_cast<uint64_t>(step), evaluation});
     add_gradient_noise(grads, g.noise, gen);
   }
   if (!accumulator_.empty())

@@ -12,7 +12,7 @@
 #include "fullbatch/optim/clip_noise.h"
 #include "fullbatch/optim/regularizer.h"
 #include "fullbatch/optim/schedule.h"
-#include "fullbatch/optim/sgd.h"
+#include "fullbatch/optim/optimizer.h"
 #include "fullbatch/training/runtime.h"
 
 namespace fullbatch {
@@ -51,11 +51,12 @@ struct TrainerOptions {
   uint64_t seed = 0;
   int64_t steps = 1;                            // hyp.steps
   int64_t stop_at_full_training_accuracy = 0;  // stop after K steps at 100% train accuracy
+  double stop_at_val_accuracy = 0;  // stop at the first evaluation reaching this % (0 = off)
   DataSpec data;
   BlockSourceOptions blocks;  // augmentation; channels_last is filled in from the execution
   OrderOptions order;
   ModelSpec model;            // in_channels and num_classes are filled in from the data
-  SgdOptions sgd;
+  OptimizerSettings optimizer;  // hyp.optim.* and hyp.optim_modification.*
   ScheduleSettings schedule;
   GradientOptions gradient;
   EvalOptions eval;

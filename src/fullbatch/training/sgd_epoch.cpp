@@ -8,6 +8,15 @@
 
 namespace fullbatch {
 
+// The batch's (penalized) gradient into .grad, summed over ranks and clipped; returns its norm.
+double Trainer::batch_gradient(const Block& block, double lr, int world, BlockStats& stats) {
+  zero_grads();
+  accumulate_block(block, lr, 1.0 / world, stats, options_.gradient.reg, {}, /*full_batch=*/false);
+  TensorList grads = gradient_buffers();
+  comm_->all_reduce_sum(grads);
+  return clip_and_add_noise(0, /*full_batch=*/false);
+}
+
 StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
   model_->train();
   const std::vector<torch::Tensor> batches = block_order(order_settings(epoch), epoch);
@@ -16,15 +25,21 @@ StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {
   BlockStats stats = zero_stats();
   StepRecord record;
   for (size_t k = 0; k < batches.size(); ++k) {
-    zero_grads();
     torch::Tensor mine = batches[k].slice(0, comm_->rank() * per_rank, (comm_->rank() + 1) * per_rank);
     Block block = source_->block(mine, static_cast<uint64_t>(epoch), k, comm_->rank() * per_rank,
                                  per_rank * world);
-    accumulate_block(block, lr, 1.0 / world, stats, options_.gradient.reg, {}, /*full_batch=*/false);
-    TensorList grads = gradient_buffers();
-    comm_->all_reduce_sum(grads);
-    record.grad_norm += clip_and_add_noise(epoch, /*full_batch=*/false);
-    optimizer_->step(lr);
+    record.grad_norm += batch_gradient(block, lr, world, stats);
+    // A closure (SAM, L-BFGS) re-evaluates the same batch at the optimizer's weights.
+    int64_t evaluations = 1;
+    optimizer_->step(lr, [&] {
+      BlockStats again = zero_stats();
+      batch_gradient(block, lr, world, again);
+      ++evaluations;
+      return reduce_stats(again).loss_sum / world;
+    });
+    if (evaluations > 1)
+      extra_passes_ += static_cast<double>((evaluations - 1) * per_rank * world) /
+                       static_cast<double>(data_.train.size());
   }
   if (ema_) ema_->update();
   const StatTotals totals = reduce_stats(stats);

@@ -20,6 +20,7 @@ nlohmann::json StepRecord::to_json() const {
       item.value() = nullptr;
   if (val_loss) j["val_loss"] = std::isfinite(*val_loss) ? nlohmann::json(*val_loss) : nullptr;
   if (val_accuracy) j["val_accuracy"] = *val_accuracy;
+  if (reached_val_accuracy) j["reached_val_accuracy"] = *reached_val_accuracy;
   return j;
 }
 

@@ -21,6 +21,7 @@ struct StepRecord {
   double images_per_s = 0;
   std::optional<double> val_loss;
   std::optional<double> val_accuracy;  // percent
+  std::optional<double> reached_val_accuracy;  // hyp.stop_at_val_accuracy, on the step that reached it
 
   // JSON has no NaN/inf: a diverged value is written as null rather than corrupting the file.
   nlohmann::json to_json() const;

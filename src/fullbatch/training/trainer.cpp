@@ -59,7 +59,9 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Communicator> comm)
     torch::NoGradGuard no_grad;
     comm_->broadcast(all, 0);
   }
-  optimizer_ = std::make_unique<Sgd>(params_, options_.sgd);
+  std::vector<std::string> names;
+  for (const auto& item : model_->named_parameters()) names.push_back(item.key());
+  optimizer_ = make_optimizer(params_, names, options_.optimizer);
   if (execution_.float64_accumulation)
     for (const auto& p : params_) accumulator_.push_back(torch::zeros_like(p, torch::kFloat64));
   if (options_.eval.ema) ema_ = std::make_unique<WeightAverage>(*model_, options_.eval.ema_momentum);
@@ -182,7 +184,8 @@ StepRecord Trainer::train_step() {
   r.lr = lr;
   r.time_s = elapsed_s_;
   r.images_per_s = static_cast<double>(images) / std::max(r.step_time_s, 1e-9);
-  r.epoch = static_cast<double>(step_) * passes_per_step();
+  // Passes over the data: each step's own, plus every extra gradient evaluation an optimizer made.
+  r.epoch = static_cast<double>(step_) * passes_per_step() + extra_passes_;
   if (validation_ && std::isfinite(r.train_loss) && should_validate(step_)) {
     Evaluation e = evaluate();
     r.val_loss = e.loss;
@@ -201,7 +204,10 @@ void Trainer::train(const std::function<void(const StepRecord&)>& on_step) {
                             " at step " + std::to_string(r.step) + " (lr " + std::to_string(r.lr) +
                             "); results up to step " + std::to_string(r.step - 1) + " are kept");
     const int64_t k = options_.stop_at_full_training_accuracy;
-    const bool stop = k > 0 && steps_at_full_accuracy_ >= k;
+    const double target = options_.stop_at_val_accuracy;
+    const bool reached = target > 0 && r.val_accuracy && *r.val_accuracy >= target;
+    if (reached) r.reached_val_accuracy = target;
+    const bool stop = (k > 0 && steps_at_full_accuracy_ >= k) || reached;
     if (stop && !r.val_accuracy) {
       // The last record of a run always carries the final evaluation.
       Evaluation e = evaluate();
@@ -223,6 +229,7 @@ std::map<std::string, torch::Tensor> Trainer::state_dict() const {
   state["trainer.step"] = torch::full({}, step_, i64);
   state["trainer.steps_at_full_accuracy"] = torch::full({}, steps_at_full_accuracy_, i64);
   state["trainer.elapsed_s"] = torch::full({}, elapsed_s_, torch::kFloat64);
+  state["trainer.extra_passes"] = torch::full({}, extra_passes_, torch::kFloat64);
   return state;
 }
 
@@ -243,6 +250,9 @@ void Trainer::load_state_dict(const std::map<std::string, torch::Tensor>& state)
   step_ = take("trainer.step").item<int64_t>();
   steps_at_full_accuracy_ = take("trainer.steps_at_full_accuracy").item<int64_t>();
   elapsed_s_ = take("trainer.elapsed_s").item<double>();
+  // Checkpoints written before optimizers could evaluate more than once a step lack it.
+  auto extra = state.find("trainer.extra_passes");
+  extra_passes_ = extra == state.end() ? 0.0 : extra->second.item<double>();
 }
 
 }  // namespace fullbatch

@@ -20,7 +20,7 @@
 #include "fullbatch/data/dataset.h"
 #include "fullbatch/distributed/communicator.h"
 #include "fullbatch/models/model.h"
-#include "fullbatch/optim/sgd.h"
+#include "fullbatch/optim/optimizer.h"
 #include "fullbatch/training/ema.h"
 #include "fullbatch/training/evaluation.h"
 #include "fullbatch/training/options.h"
@@ -45,7 +45,7 @@ class Trainer {
   const BlockSource& source() const { return *source_; }
   int64_t step() const { return step_; }  // steps completed
   int64_t train_images_per_step() const;
-  double passes_per_step() const;
+  double passes_per_step() const;  // of one gradient evaluation; SAM and L-BFGS make several a step
 
   // One step (full-batch pass or SGD epoch, as the options say for this step).
   StepRecord train_step();
@@ -80,17 +80,20 @@ class Trainer {
 
   // training/full_batch_step.cpp
   StepRecord full_batch_step(int64_t step, double lr);
+  BlockStats full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
+                           uint64_t evaluation, double& grad_norm);
   BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
-                                      const TensorList& full_gradient);
+                                      const TensorList& full_gradient, uint64_t draw);
   GradRegSettings penalty_for_block(int64_t step, size_t block) const;
   void accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
                         const GradRegSettings& reg, const TensorList& full_gradient,
                         bool full_batch = true);
   void add_to_gradient(const TensorList& grads, double weight);
-  TensorList prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks);
-  double clip_and_add_noise(int64_t step, bool full_batch);
+  TensorList prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks, uint64_t draw);
+  double clip_and_add_noise(int64_t step, bool full_batch, uint64_t evaluation = 0);
   // training/sgd_epoch.cpp
   StepRecord sgd_epoch(int64_t epoch, double lr);
+  double batch_gradient(const Block& block, double lr, int world, BlockStats& stats);
 
   ForwardResult forward(const torch::Tensor& inputs, const torch::Tensor& labels);
   bool stochastic_at(int64_t step) const;
@@ -108,13 +111,14 @@ class Trainer {
   std::unique_ptr<BlockSource> source_;
   ModelPtr model_;
   TensorList params_;
-  std::unique_ptr<Sgd> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<WeightAverage> ema_;  // hyp.evaluate_ema
   TensorList accumulator_;              // float64 accumulation only
   bool validation_ = true;
   int64_t step_ = 0;
   int64_t steps_at_full_accuracy_ = 0;
   double elapsed_s_ = 0;
+  double extra_passes_ = 0;  // passes of the optimizer's additional gradient evaluations (SAM, L-BFGS)
 };
 
 }  // namespace fullbatch
