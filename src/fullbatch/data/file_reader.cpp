@@ -14,10 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw UserError("data file " + path + ": " + what);
-}
-
 struct GzCloser {
   void operator()(gzFile_s* f) const { gzclose(f); }
 };
@@ -60,12 +56,12 @@ std::string find_data_file(const std::string& dir, const std::vector<std::string
 
 std::vector<uint8_t> read_data_file(const std::string& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) fail(path, "does not exist");
-  if (!fs::is_regular_file(path, ec)) fail(path, "is not a regular file");
+  if (!fs::exists(path, ec)) fail_data_file(path, "does not exist");
+  if (!fs::is_regular_file(path, ec)) fail_data_file(path, "is not a regular file");
   const bool gz = ends_with(path, ".gz");
   // gzopen also reads plain files transparently, so one code path serves both kinds.
   GzHandle f(gzopen(path.c_str(), "rb"));
-  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  if (!f) fail_data_file(path, std::string("cannot open: ") + std::strerror(errno));
   gzbuffer(f.get(), 1 << 18);
 
   std::vector<uint8_t> bytes;
@@ -76,16 +72,20 @@ std::vector<uint8_t> read_data_file(const std::string& path) {
   for (;;) {
     bytes.resize(used + kChunk);
     int got = gzread(f.get(), bytes.data() + used, static_cast<unsigned>(kChunk));
-    if (got < 0) fail(path, gz_error(f.get(), path));
+    if (got < 0) fail_data_file(path, gz_error(f.get(), path));
     used += static_cast<size_t>(got);
     if (got == 0) break;
   }
   bytes.resize(used);
   std::string err = gz_error(f.get(), path);
-  if (!err.empty()) fail(path, err);
+  if (!err.empty()) fail_data_file(path, err);
   // A ".gz" name holding plain bytes would otherwise be accepted silently.
-  if (gz && gzdirect(f.get())) fail(path, "named .gz but is not gzip data");
+  if (gz && gzdirect(f.get())) fail_data_file(path, "named .gz but is not gzip data");
   return bytes;
+}
+
+void fail_data_file(const std::string& path, const std::string& what) {
+  throw UserError("data file " + path + ": " + what);
 }
 
 }  // namespace fullbatch

@@ -20,4 +20,7 @@ std::vector<std::string> plain_or_gz(const std::string& name);
 
 bool ends_with(const std::string& s, const std::string& suffix);
 
+// Throws the UserError "data file PATH: WHAT", the form every reader's message takes.
+[[noreturn]] void fail_data_file(const std::string& path, const std::string& what);
+
 }  // namespace fullbatch

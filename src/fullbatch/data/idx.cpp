@@ -9,10 +9,6 @@
 namespace fullbatch {
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw UserError("data file " + path + ": " + what);
-}
-
 torch::Tensor read_images(const std::string& path) {
   auto bytes = read_data_file(path);
   const int64_t n = check_idx_images(path, bytes.data(), bytes.size());
@@ -45,8 +41,9 @@ ImageSet read_idx_pair(const std::string& images_path, const std::string& labels
   set.images = read_images(images_path);
   set.labels = read_labels(labels_path, num_classes);
   if (set.images.size(0) != set.labels.size(0)) {
-    fail(images_path, "has " + std::to_string(set.images.size(0)) + " images but " + labels_path +
-                          " has " + std::to_string(set.labels.size(0)) + " labels");
+    throw UserError("data file " + images_path + ": has " + std::to_string(set.images.size(0)) +
+                    " images but " + labels_path + " has " + std::to_string(set.labels.size(0)) +
+                    " labels");
   }
   return set;
 }

@@ -16,7 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // What the seeds of one row contribute, before averaging.
 struct SeedValues {

@@ -3,6 +3,8 @@
 // truncated last line.
 #include "fullbatch/report/runs.h"
 
+#include "fullbatch/report/statistics.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -24,7 +26,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // A run file's name without its folder, as messages name it next to the run directory.
 std::string base_name(const std::string& path) {

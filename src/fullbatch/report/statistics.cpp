@@ -12,7 +12,6 @@ namespace fullbatch {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 constexpr double kTiny = 1e-300;
 

@@ -12,6 +12,9 @@
 
 namespace fullbatch {
 
+// "No value": a missing number in a summary, a mean of nothing, a gap in a curve.
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 // Arithmetic mean; NaN for no values.
 double mean(const std::vector<double>& xs);
 

@@ -3,6 +3,8 @@
 // before the lines, so a line is never hidden under another series' band).
 #include "fullbatch/report/svg_plot.h"
 
+#include "fullbatch/report/statistics.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -18,7 +20,6 @@ using detail::format_fixed;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // ---------------------------------------------------------------------------------------------
 // Axes
