@@ -481,7 +481,9 @@ std::string time_to_accuracy_section(const std::vector<ReportRow>& rows, const s
          markdown_line({"row", "target %", "reached", "passes", "training time (s)"}) +
          "|---|---:|---:|---:|---:|\n" + md +
          "\nOver the seeds that reached the target at an evaluation (every impl.validate_every_nth_step "
-         "steps); passes count every gradient evaluation; time excludes evaluation.\n\n";
+         "steps); passes count every gradient evaluation; time excludes evaluation. These runs "
+         "stopped at the target, so the accuracies above are those at the stop: compare such "
+         "rows by this table.\n\n";
 }
 
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
