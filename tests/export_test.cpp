@@ -238,15 +238,7 @@ TEST(Safetensors, SavedModelDecodesToItsStateDict) {
 
 // ---- TorchScript / ONNX through scripts/export_model.py (Debian's python3-torch) --------------
 
-bool have_python_torch() {
-  static const bool have = run_command("/usr/bin/python3 -c 'import torch'") == 0;
-  return have;
-}
-
-#define REQUIRE_PYTHON_TORCH()                                                                  \
-  if (!have_python_torch())                                                                     \
-  GTEST_SKIP() << "Debian's python3-torch is not installed (/usr/bin/python3 -c 'import torch' " \
-                  "failed; apt-get install python3-torch): scripts/export_model.py cannot run"
+#define REQUIRE_PYTHON_TORCH() FULLBATCH_REQUIRE_PYTHON_TORCH("scripts/export_model.py cannot run")
 
 // A model as training leaves it: BatchNorm with statistics, affine weights and biases away from
 // their initial values, so the export must carry every buffer and eval mode must use them.
@@ -454,7 +446,7 @@ TEST(ExportCli, WritesSafetensorsWithTheRunsConfigThatTheScriptReads) {
   EXPECT_FALSE(fs::exists(dir / "n.safetensors"));
 
   // The script rebuilds the model from the safetensors file alone (model.name in its metadata).
-  if (!have_python_torch()) return;
+  if (!testing::have_python_torch()) return;
   const torch::Tensor input = torch::randn({2, 3, 32, 32});
   const torch::Tensor logits = our_logits(*model, input, dir / "input.pt");
   const ScriptRun r = run_export_script("--weights " + (dir / "w.safetensors") + " --format torchscript --out " +

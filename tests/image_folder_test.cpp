@@ -15,6 +15,7 @@
 #include "fullbatch/data/augment.h"
 #include "fullbatch/data/block_source.h"
 #include "fullbatch/data/dataset.h"
+#include "test_util.h"
 
 // The writer's implementation lives in this test alone (static: no clash with anything linked).
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -31,24 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using Pixel = std::function<int(int y, int x, int c)>;
 
-// A fresh folder per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("fullbatch_image_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& rel) const { return path_ / rel; }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
+// A fresh folder per test (test_util.h's), addressed with paths.
+struct TempDir : testing::TempDir {
+  fs::path operator/(const std::string& rel) const { return fs::path(path()) / rel; }
+  std::string str() const { return path(); }
 };
 
 // height x width x comp bytes with pixel (y, x, c) = f(y, x, c).

@@ -376,16 +376,8 @@ TEST(ReferenceWeights, MisshapenMissingAndExtraEntriesAreOneLineUserErrors) {
 
 // ---- Checkpoints written by Python, as the reference writes them -------------------------------
 
-bool have_python_torch() {
-  static const bool have = run_command("/usr/bin/python3 -c 'import torch'") == 0;
-  return have;
-}
-
-#define REQUIRE_PYTHON_TORCH()                                                            \
-  if (!have_python_torch())                                                               \
-  GTEST_SKIP() << "Debian's python3-torch is not installed (/usr/bin/python3 -c 'import " \
-                  "torch' failed; apt-get install python3-torch): "                       \
-                  "scripts/make_reference_checkpoint.py cannot write the reference's files"
+#define REQUIRE_PYTHON_TORCH() \
+  FULLBATCH_REQUIRE_PYTHON_TORCH("scripts/make_reference_checkpoint.py cannot write the reference's files")
 
 void make_reference_checkpoint(const std::string& model, int64_t width, const std::string& dir,
                                int64_t in_channels = 3) {

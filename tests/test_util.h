@@ -70,4 +70,17 @@ inline int run_command(const std::string& command, std::string* output = nullptr
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Debian's python3-torch, which the scripts the tests run need (/usr/bin/python3, not a PATH one).
+inline bool have_python_torch() {
+  static const bool have = run_command("/usr/bin/python3 -c 'import torch'") == 0;
+  return have;
+}
+
 }  // namespace fullbatch::testing
+
+// Skips a test that runs `script` when python3-torch is missing, saying what cannot run.
+#define FULLBATCH_REQUIRE_PYTHON_TORCH(script)                                                \
+  if (!::fullbatch::testing::have_python_torch())                                             \
+  GTEST_SKIP() << "Debian's python3-torch is not installed (/usr/bin/python3 -c 'import torch' " \
+                  "failed; apt-get install python3-torch): "                                  \
+               << script
