@@ -271,19 +271,24 @@ TEST(ReportTest, MarkdownRowsMatchIndependentStatistics) {
 
   auto sgd = md_row(md, "base_sgd");
   auto fb = md_row(md, "fb1");
-  ASSERT_EQ(sgd.size(), 10u) << md;
-  ASSERT_EQ(fb.size(), 10u) << md;
+  ASSERT_EQ(sgd.size(), 13u) << md;
+  ASSERT_EQ(fb.size(), 13u) << md;
   EXPECT_EQ(fb[1], "3");
   EXPECT_EQ(fb[2], "20");
   EXPECT_EQ(fb[3], "20");      // passes over the training data
   EXPECT_EQ(fb[4], "10,240");  // images processed: 20 passes x 512 training images
   EXPECT_EQ(fb[5], fixed2(mean_of(kFbVal)) + " ± " + fixed2(independent_std(kFbVal)));
   EXPECT_EQ(fb[6], fixed2(mean_of(kFbTrain)));
-  EXPECT_EQ(fb[7], "30.0 s");
-  EXPECT_EQ(fb[8], "completed");
-  EXPECT_EQ(fb[9], "75.42 (±0.13)");
+  EXPECT_EQ(fb[7], "0.0100");  // final training loss
+  EXPECT_EQ(fb[8], fixed2(mean_of(kFbTrain) - mean_of(kFbVal)));  // generalization gap
+  EXPECT_EQ(fb[9], std::to_string(std::count_if(kFbTrain.begin(), kFbTrain.end(),
+                                                [](double t) { return t >= 99.0; })) +
+                       "/3");
+  EXPECT_EQ(fb[10], "30.0 s");
+  EXPECT_EQ(fb[11], "completed");
+  EXPECT_EQ(fb[12], "75.42 (±0.13)");
   EXPECT_EQ(sgd[5], fixed2(mean_of(kSgdVal)) + " ± " + fixed2(independent_std(kSgdVal)));
-  EXPECT_EQ(sgd[7], "61.0 s");
+  EXPECT_EQ(sgd[10], "61.0 s");
   // Ladder order is the argument order, not alphabetical.
   EXPECT_LT(md.find("| base_sgd |"), md.find("| fb1 |"));
 
@@ -428,10 +433,10 @@ TEST(ReportTest, SingleSeedAndDivergedRunsAreFlagged) {
   std::string md = read_text(tmp.path() / "out" / "report.md");
   auto sgd = md_row(md, "sgd");
   auto fb = md_row(md, "fb2");
-  ASSERT_EQ(sgd.size(), 10u);
-  ASSERT_EQ(fb.size(), 10u);
+  ASSERT_EQ(sgd.size(), 13u);
+  ASSERT_EQ(fb.size(), 13u);
   EXPECT_EQ(sgd[5], "90.00 ± n/a");
-  EXPECT_EQ(fb[8], "1/3 diverged");
+  EXPECT_EQ(fb[11], "1/3 diverged");
   EXPECT_NE(md.find("Verdict: n/a (1 seed)"), std::string::npos) << md;
   EXPECT_NE(md.find("no test is made"), std::string::npos) << md;
   EXPECT_EQ(md.find(" ahead"), std::string::npos) << md;
@@ -686,6 +691,77 @@ TEST(ReportTest, ConclusionTestsTheHeadlineAndEachLadderStep) {
   EXPECT_TRUE(tags_balanced(html.substr(html.find("<html"))));
 }
 
+// Only rows that fitted their training data (every seed's final training accuracy >= 99%) are
+// compared for generalization; the others are named as under-trained, in the table (fitted, gap)
+// and in the conclusion.
+TEST(ReportTest, GeneralizationIsComparedOnlyBetweenFittedRows) {
+  TempDir tmp;
+  std::vector<fs::path> dirs;
+  auto add_row = [&](const std::string& name, bool stochastic, std::vector<double> vals,
+                     std::vector<double> train) {
+    for (int s = 0; s < static_cast<int>(vals.size()); ++s)
+      dirs.push_back(make_run(tmp.path(), {name, s, stochastic, vals[s], train[s], 1, 20}));
+  };
+  add_row("sgd", true, {80.0, 80.5, 81.0}, {99.5, 99.0, 100.0});
+  // The best full-batch row by val. accuracy did not fit in one seed: it must not be the headline.
+  add_row("fbclip", false, {85.0, 86.0, 87.0}, {99.5, 98.9, 99.9});
+  add_row("gradreg", false, {79.0, 80.0, 81.0}, {100.0, 99.2, 99.0});
+  std::ostringstream console;
+  write_report(as_strings(dirs), (tmp.path() / "out").string(), {}, console);
+  const std::string md = read_text(tmp.path() / "out" / "report.md");
+  EXPECT_NE(md.find("Generalization, between rows that fitted the training data (final training "
+                    "accuracy at least 99% in every seed): best full batch against best SGD, by "
+                    "mean validation accuracy: gradreg (3 seeds"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("Full batch minus SGD: -0.50 points"), std::string::npos) << md;
+  EXPECT_NE(md.find("Under-trained (did not fit the training data, final training accuracy at "
+                    "least 99% in every seed), so not compared for generalization: fbclip (final "
+                    "training accuracy 99.43%)."),
+            std::string::npos)
+      << md;
+  // The table: fitted column and the gap (train minus val., independently computed).
+  const double gap = (99.5 + 98.9 + 99.9) / 3 - 86.0;
+  EXPECT_NE(md.find("| " + fixed2(gap) + " | 2/3 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| yes |"), std::string::npos) << md;
+  json j = json::parse(read_text(tmp.path() / "out" / "report.json"));
+  bool seen = false;
+  for (const json& row : j["rows"])
+    if (row["name"] == "fbclip") {
+      seen = true;
+      EXPECT_EQ(row["fitted"], false);
+      EXPECT_EQ(row["fitted_seeds"], 2);
+      EXPECT_NEAR(row["generalization_gap"].get<double>(), gap, 1e-9);
+    }
+  EXPECT_TRUE(seen) << j.dump();
+
+  // No full-batch row fitted: no generalization comparison, and the sentence says so.
+  TempDir tmp2;
+  dirs.clear();
+  auto add_row2 = [&](const std::string& name, bool stochastic, std::vector<double> vals,
+                      double train) {
+    for (int s = 0; s < static_cast<int>(vals.size()); ++s)
+      dirs.push_back(make_run(tmp2.path(), {name, s, stochastic, vals[s], train, 1, 20}));
+  };
+  add_row2("sgd", true, {80.0, 80.5, 81.0}, 99.6);
+  add_row2("fb1", false, {60, 61, 62}, 70.0);
+  add_row2("fb2", false, {75, 76, 77}, 80.0);
+  std::ostringstream console2;
+  write_report(as_strings(dirs), (tmp2.path() / "out").string(), {}, console2);
+  const std::string md2 = read_text(tmp2.path() / "out" / "report.md");
+  EXPECT_NE(md2.find("No generalization comparison: no full-batch row fitted the training data"),
+            std::string::npos)
+      << md2;
+  EXPECT_NE(md2.find("Not a generalization gap: fb2 (final training accuracy 80.00%, fitted in 0/3 seeds) "
+                     "is under-trained."),
+            std::string::npos)
+      << md2;
+  EXPECT_EQ(md2.find("Generalization, between"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("- fb1 → fb2: +15.00 points"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("fb2 (final training accuracy 80.00%, fitted in 0/3 seeds) and fb1"), std::string::npos)
+      << md2;
+}
+
 // Passes and images come from the metrics' epoch, not the step count, and the plots use them as
 // their x axis (or wall time, when asked).
 TEST(ReportTest, PassesImagesAndTheXAxis) {
@@ -700,7 +776,7 @@ TEST(ReportTest, PassesImagesAndTheXAxis) {
   write_report(as_strings(dirs), (tmp.path() / "out").string(), {}, console);
   const std::string md = read_text(tmp.path() / "out" / "report.md");
   auto fb = md_row(md, "fb");
-  ASSERT_EQ(fb.size(), 10u) << md;
+  ASSERT_EQ(fb.size(), 13u) << md;
   EXPECT_EQ(fb[2], "20");     // steps
   EXPECT_EQ(fb[3], "5");      // passes: 20 steps x 0.25
   EXPECT_EQ(fb[4], "2,560");  // images processed: 5 passes x 512 images

@@ -16,11 +16,11 @@ using nlohmann::json;
 
 namespace {
 
-
 // What the seeds of one row contribute, before averaging.
 struct SeedValues {
   std::vector<long> steps;
-  std::vector<double> passes, images, val, train, time;
+  std::vector<double> passes, images, val, train, train_loss, time;
+  std::size_t fitted = 0;  // seeds whose final training accuracy reached kFittedTrainAccuracy
   std::size_t no_val = 0;  // seeds without a validation accuracy
 };
 
@@ -72,7 +72,10 @@ void add_seed(const RunRecord& r, ReportRow& row, SeedValues& v) {
   push_if_finite(v.passes, passes);
   push_if_finite(v.images, passes * json_number(r.summary, "train_images"));
   if (!push_if_finite(v.val, latest(r, "final_val_accuracy", "val_accuracy"))) ++v.no_val;
-  push_if_finite(v.train, latest(r, "final_train_accuracy", "train_accuracy"));
+  const double train = latest(r, "final_train_accuracy", "train_accuracy");
+  push_if_finite(v.train, train);
+  if (std::isfinite(train) && train >= kFittedTrainAccuracy) ++v.fitted;
+  push_if_finite(v.train_loss, latest(r, "final_train_loss", "train_loss"));
   push_if_finite(v.time, latest(r, "total_time_s", "time_s"));
   const std::string status = json_text(r.summary, "status");
   if (status == "diverged") ++row.diverged;
@@ -102,6 +105,8 @@ void finish_row(ReportRow& row, const SeedValues& v) {
   row.val_acc_mean = mean(v.val);
   row.val_acc_std = sample_std(v.val);
   row.train_acc_mean = mean(v.train);
+  row.train_loss_mean = mean(v.train_loss);
+  row.fitted_seeds = v.fitted;
   row.time_s_mean = mean(v.time);
   row.status = status_text(row, v.no_val);
 }
@@ -153,6 +158,12 @@ std::vector<SeedCurvePoint> curve_over_seeds(const ReportRow& row,
   points.reserve(by_step.size());
   for (const auto& entry : by_step) points.push_back(entry.second.point());
   return points;
+}
+
+std::string fitted_text(const ReportRow& row) {
+  if (row.fitted()) return "yes";
+  if (row.fitted_seeds == 0) return "no";
+  return std::to_string(row.fitted_seeds) + "/" + std::to_string(row.runs.size());
 }
 
 std::string steps_text(const ReportRow& row) {

@@ -27,16 +27,17 @@ bool is_kind(const ReportRow& r, bool stochastic) {
 }
 
 // The row of the kind with the best mean validation accuracy (the first on a tie), and how many
-// rows of that kind competed.
+// rows of that kind competed. With `fitted_only`, only rows whose every seed fitted its training
+// data compete: generalization is compared between fitted models only.
 struct Best {
   std::optional<std::size_t> index;
   std::size_t candidates = 0;
 };
 
-Best find_best(const std::vector<ReportRow>& rows, bool stochastic) {
+Best find_best(const std::vector<ReportRow>& rows, bool stochastic, bool fitted_only) {
   Best best;
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (!is_kind(rows[i], stochastic)) continue;
+    if (!is_kind(rows[i], stochastic) || (fitted_only && !rows[i].fitted())) continue;
     ++best.candidates;
     if (!best.index || rows[i].val_acc_mean > rows[*best.index].val_acc_mean) best.index = i;
   }
@@ -123,18 +124,61 @@ std::string caveats_text(const ReportRow& fb, const ReportRow& sgd, const Best& 
   return s;
 }
 
+std::string train_acc_text(const ReportRow& r) {
+  return "final training accuracy " + format_fixed(r.train_acc_mean, 2) + "%";
+}
+
+// "", or " Not a generalization gap: fb1 is under-trained (final training accuracy 25.75%)."
+std::string fit_caveat(const ReportRow& a, const ReportRow& b) {
+  std::vector<const ReportRow*> under;
+  for (const ReportRow* r : {&a, &b})
+    if (!r->fitted()) under.push_back(r);
+  if (under.empty()) return "";
+  std::string s = " Not a generalization gap: ";
+  for (std::size_t i = 0; i < under.size(); ++i)
+    s += (i ? " and " : "") + under[i]->name + " (" + train_acc_text(*under[i]) + ", fitted in " +
+         std::to_string(under[i]->fitted_seeds) + "/" + std::to_string(under[i]->runs.size()) +
+         " seeds)";
+  return s + (under.size() == 1 ? " is" : " are") + " under-trained.";
+}
+
+std::string threshold_text() {
+  return "final training accuracy at least " + format_fixed(kFittedTrainAccuracy, 0) +
+         "% in every seed";
+}
+
+// Rows with a validation accuracy that did not fit their training data, named with their
+// training accuracy; empty when every row fitted.
+std::string under_trained_text(const std::vector<ReportRow>& rows) {
+  std::string names;
+  for (const ReportRow& r : rows) {
+    if (!has_val_acc(r) || r.fitted()) continue;
+    names += (names.empty() ? "" : "; ") + r.name + " (" + train_acc_text(r) + ")";
+  }
+  if (names.empty()) return "";
+  return "Under-trained (did not fit the training data, " + threshold_text() +
+         "), so not compared for generalization: " + names + ".";
+}
+
 std::string headline_text(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
-                          const RowComparison& c, const Best& best_fb, const Best& best_sgd) {
+                          const RowComparison& c, const Best& best_fb, const Best& best_sgd,
+                          const std::string& kind_not_fitted) {
   const ReportRow &fb = rows[c.a], &sgd = rows[c.b];
   std::ostringstream s;
-  s << "Best full batch against best SGD, by mean validation accuracy: "
-    << side_text(fb, " passes over the training data") << ", " << side_text(sgd, " passes")
+  if (kind_not_fitted.empty())
+    s << "Generalization, between rows that fitted the training data (" << threshold_text()
+      << "): best full batch against best SGD, by mean validation accuracy: ";
+  else
+    s << "No generalization comparison: no " << kind_not_fitted << " row fitted the training data ("
+      << threshold_text() << "). Best full batch against best SGD, by mean validation accuracy "
+      << "(a difference in accuracy that includes under-training): ";
+  s << side_text(fb, " passes over the training data") << ", " << side_text(sgd, " passes")
     << ". Full batch minus SGD: " << difference_text(c)
     << ". Verdict: " << verdict_text(c, "full batch ahead", "SGD ahead") << compute_text(fb, sgd)
     << ".";
   if (!c.welch)
     s << " With a single seed in a row the spread over seeds is unknown, so no test is made.";
-  s << scale_text(fb, runs) << caveats_text(fb, sgd, best_fb, best_sgd);
+  s << fit_caveat(fb, sgd) << scale_text(fb, runs) << caveats_text(fb, sgd, best_fb, best_sgd);
   return s.str();
 }
 
@@ -147,13 +191,19 @@ std::string missing_kind_text(bool stochastic) {
 
 void add_headline(Conclusion& out, const std::vector<ReportRow>& rows,
                   const std::vector<RunRecord>& runs) {
-  const Best fb = find_best(rows, false), sgd = find_best(rows, true);
-  if (!fb.index || !sgd.index) {
-    out.headline_text = missing_kind_text(!sgd.index);
+  const Best fb_any = find_best(rows, false, false), sgd_any = find_best(rows, true, false);
+  if (!fb_any.index || !sgd_any.index) {
+    out.headline_text = missing_kind_text(!sgd_any.index);
     return;
   }
-  out.headline = compare_rows(rows, *fb.index, *sgd.index);
-  out.headline_text = headline_text(rows, runs, *out.headline, fb, sgd);
+  out.under_trained_text = under_trained_text(rows);
+  const Best fb = find_best(rows, false, true), sgd = find_best(rows, true, true);
+  out.generalization = fb.index && sgd.index;
+  const Best& a = out.generalization ? fb : fb_any;
+  const Best& b = out.generalization ? sgd : sgd_any;
+  out.headline = compare_rows(rows, *a.index, *b.index);
+  const std::string kind_not_fitted = out.generalization ? "" : fb.index ? "SGD" : "full-batch";
+  out.headline_text = headline_text(rows, runs, *out.headline, a, b, kind_not_fitted);
 }
 
 bool equal_passes(double a, double b) {
@@ -173,10 +223,12 @@ void add_equal_compute(Conclusion& out, const std::vector<ReportRow>& rows) {
   if (!best) return;
   out.equal_compute = compare_rows(rows, out.headline->a, *best);
   const RowComparison& c = *out.equal_compute;
-  out.equal_compute_text = "At equal compute (passes over the training data): " +
-                           side_text(fb, " passes") + " against " + side_text(rows[*best], " passes") +
-                           ". Full batch minus SGD: " + difference_text(c) + ". Verdict: " +
-                           verdict_text(c, "full batch ahead", "SGD ahead") + ".";
+  out.equal_compute_text =
+      "At equal compute (passes over the training data): " + side_text(fb, " passes") +
+      " against " + side_text(rows[*best], " passes") +
+      ". Full batch minus SGD: " + difference_text(c) +
+      ". Verdict: " + verdict_text(c, "full batch ahead", "SGD ahead") + "." +
+      fit_caveat(fb, rows[*best]);
 }
 
 void add_ladder(Conclusion& out, const std::vector<ReportRow>& rows) {
@@ -190,7 +242,8 @@ void add_ladder(Conclusion& out, const std::vector<ReportRow>& rows) {
     const RowComparison c = compare_rows(rows, fb[k], fb[k - 1]);
     const std::string &later = rows[c.a].name, &earlier = rows[c.b].name;
     out.ladder_steps.push_back(earlier + " → " + later + ": " + difference_text(c) + ": " +
-                               verdict_text(c, later + " ahead", earlier + " ahead") + ".");
+                               verdict_text(c, later + " ahead", earlier + " ahead") + "." +
+                               fit_caveat(rows[c.a], rows[c.b]));
     out.ladder.push_back(c);
   }
 }
@@ -244,6 +297,7 @@ Conclusion conclude(const std::vector<ReportRow>& rows, const std::vector<RunRec
 
 std::string conclusion_markdown(const Conclusion& c) {
   std::string md = c.headline_text;
+  if (!c.under_trained_text.empty()) md += "\n\n" + c.under_trained_text;
   if (!c.equal_compute_text.empty()) md += "\n\n" + c.equal_compute_text;
   if (!c.ladder_intro.empty()) {
     md += "\n\n" + c.ladder_intro + "\n";

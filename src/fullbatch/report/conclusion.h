@@ -41,8 +41,13 @@ struct Conclusion {
   // the best SGD row with its number of passes (b), i.e. at equal compute.
   std::optional<RowComparison> equal_compute;
   std::string equal_compute_text;
-  std::vector<RowComparison> ladder;      // consecutive full-batch rows, later (a) vs earlier (b)
-  std::string headline_text;              // one paragraph; says why when there is no headline
+  std::vector<RowComparison> ladder;  // consecutive full-batch rows, later (a) vs earlier (b)
+  std::string headline_text;          // one paragraph; says why when there is no headline
+  // Whether the headline compares rows that both fitted their training data (a generalization
+  // comparison); false when no fitted row of a kind exists and the best rows of each kind are
+  // compared in accuracy only, worded as such.
+  bool generalization = false;
+  std::string under_trained_text;         // the rows that did not fit, by name; empty when all did
   std::string ladder_intro;               // empty when fewer than two full-batch rows
   std::vector<std::string> ladder_steps;  // one line per ladder comparison
   std::string method_note;  // how the intervals and verdicts are made; empty when nothing tested

@@ -78,6 +78,9 @@ const Column kColumns[] = {{"row", false},
                            {"images processed", true},
                            {"val acc. (mean ± std)", true},
                            {"train acc.", true},
+                           {"train loss", true},
+                           {"gap", true},
+                           {"fitted", false},
                            {"time", true},
                            {"status", false},
                            {"paper", true}};
@@ -91,19 +94,28 @@ std::vector<std::string> table_cells(const ReportRow& r) {
           format_count(r.images),
           val_text(r),
           format_fixed(r.train_acc_mean, 2),
+          format_fixed(r.train_loss_mean, 4),
+          format_fixed(r.generalization_gap(), 2),
+          fitted_text(r),
           format_duration(r.time_s_mean),
           r.status,
           r.paper.empty() ? "-" : r.paper};
 }
 
 // Under the table in report.md and report.html.
-const char kTableNote[] =
-    "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
-    "passes are passes over the training data (the metrics' epoch; an SGD epoch that drops its "
-    "last partial batch counts a little under one); images processed = passes x training "
-    "images, one per image and gradient over the data; an optimizer's extra gradient evaluations "
-    "(SAM, L-BFGS) count as passes, the regularizer's do not (the time shows those); time is "
-    "mean wall time per run.";
+std::string table_note() {
+  return "Accuracies in %; std is the sample standard deviation over seeds (n/a with one seed); "
+         "train acc. and train loss are the final step's, on the training data as trained "
+         "(augmented); gap = train acc. - val acc. (the generalization gap, in points); fitted: "
+         "every seed's final training accuracy is at least " +
+         format_fixed(kFittedTrainAccuracy, 0) +
+         "% (yes), none (no), or how many seeds did; only rows that fitted are compared for "
+         "generalization. Passes are passes over the training data (the metrics' epoch; an SGD "
+         "epoch that drops its last partial batch counts a little under one); images processed = "
+         "passes x training images, one per image and gradient over the data; an optimizer's "
+         "extra gradient evaluations (SAM, L-BFGS) count as passes, the regularizer's do not (the "
+         "time shows those); time is mean wall time per run.";
+}
 
 std::string markdown_line(const std::vector<std::string>& cells) {
   std::string line = "|";
@@ -135,8 +147,6 @@ struct Plot {
   const PlotDef* def;
   std::string svg;
 };
-
-
 
 const char kBandLabel[] = "shaded: min-max over seeds";
 
@@ -178,8 +188,8 @@ double run_momentum(const RunRecord& run) {
   return 0.0;
 }
 
-std::string render_curvature_plot(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
-                                  const XAxis& x) {
+std::string render_curvature_plot(const std::vector<ReportRow>& rows,
+                                  const std::vector<RunRecord>& runs, const XAxis& x) {
   PlotSpec spec;
   spec.title = kCurvaturePlot.title;
   spec.x_label = x.label;
@@ -235,7 +245,7 @@ std::string markdown_document(const std::string& table, const Conclusion& conclu
                               const std::vector<Plot>& plots, const XAxis& x) {
   std::ostringstream md;
   md << "# fullbatch report\n\n" << conclusion_markdown(conclusion) << "\n\n" << table << "\n";
-  md << kTableNote << "\n\n" << plots_note(x) << "\n\n";
+  md << table_note() << "\n\n" << plots_note(x) << "\n\n";
   for (const Plot& p : plots) md << "![" << p.def->title << "](" << p.def->file << ")\n\n";
   return md.str();
 }
@@ -244,13 +254,16 @@ std::string markdown_document(const std::string& table, const Conclusion& conclu
 std::string csv_document(const std::vector<ReportRow>& rows) {
   std::ostringstream csv;
   csv << "row,seeds,steps_min,steps_max,epochs,passes,images_processed,val_acc_mean,val_acc_std,"
-         "train_acc_mean,time_s_mean,diverged,status,paper\n";
+         "train_acc_mean,train_loss_mean,generalization_gap,fitted_seeds,time_s_mean,diverged,"
+         "status,paper\n";
   for (const ReportRow& r : rows) {
     csv << csv_field(r.name) << "," << r.runs.size() << "," << r.steps_min << "," << r.steps_max
         << "," << csv_number(r.passes) << "," << csv_number(r.passes) << "," << csv_number(r.images)
         << "," << csv_number(r.val_acc_mean) << "," << csv_number(r.val_acc_std) << ","
-        << csv_number(r.train_acc_mean) << "," << csv_number(r.time_s_mean) << "," << r.diverged
-        << "," << csv_field(r.status) << "," << csv_field(r.paper) << "\n";
+        << csv_number(r.train_acc_mean) << "," << csv_number(r.train_loss_mean) << ","
+        << csv_number(r.generalization_gap()) << "," << r.fitted_seeds << ","
+        << csv_number(r.time_s_mean) << "," << r.diverged << "," << csv_field(r.status) << ","
+        << csv_field(r.paper) << "\n";
   }
   return csv.str();
 }
@@ -268,6 +281,11 @@ json json_row(const ReportRow& r, const std::vector<RunRecord>& runs) {
   row["val_acc_std"] = finite_or_null(r.val_acc_std);
   row["val_acc_count"] = r.val_acc.size();
   row["train_acc_mean"] = finite_or_null(r.train_acc_mean);
+  row["train_loss_mean"] = finite_or_null(r.train_loss_mean);
+  row["generalization_gap"] = finite_or_null(r.generalization_gap());
+  row["fitted_seeds"] = r.fitted_seeds;
+  row["fitted"] = r.fitted();
+  row["fitted_threshold"] = kFittedTrainAccuracy;
   row["time_s_mean"] = finite_or_null(r.time_s_mean);
   row["diverged"] = r.diverged;
   row["running"] = r.running;
@@ -367,7 +385,7 @@ std::string html_document(const std::vector<ReportRow>& rows, const std::vector<
   h << kHtmlHead;
   write_html_conclusion(h, conclusion);
   write_html_table(h, rows);
-  h << "<p>" << escape_xml(kTableNote) << "</p>\n<p>" << escape_xml(plots_note(x)) << "</p>\n";
+  h << "<p>" << escape_xml(table_note()) << "</p>\n<p>" << escape_xml(plots_note(x)) << "</p>\n";
   h << "<div class=\"plots\">\n";
   for (const Plot& p : plots) h << p.svg;
   h << "</div>\n<h2>Runs</h2>\n<ul>\n";
@@ -443,7 +461,8 @@ std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path&
     if (svgs.empty()) continue;
     md += "### " + run.name() + " (" + run.dir + ")\n\n";
     for (const auto& svg : svgs)
-      md += "![" + svg.stem().string() + "](" + fs::relative(fs::absolute(svg), fs::absolute(out)).string() + ")\n\n";
+      md += "![" + svg.stem().string() + "](" +
+            fs::relative(fs::absolute(svg), fs::absolute(out)).string() + ")\n\n";
   }
   return md.empty() ? md : "## Analyses (`fullbatch analyze`)\n\n" + md;
 }
@@ -451,7 +470,8 @@ std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path&
 // hyp.stop_at_val_accuracy: per row, how many seeds reached the target and at what cost (passes
 // over the data and training time, mean +- sample std over the seeds that reached it), so methods
 // can be compared at equal accuracy. Empty when no run had a target.
-std::string time_to_accuracy_section(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs) {
+std::string time_to_accuracy_section(const std::vector<ReportRow>& rows,
+                                     const std::vector<RunRecord>& runs) {
   std::string md;
   for (const ReportRow& row : rows) {
     double target = 0;
@@ -480,7 +500,8 @@ std::string time_to_accuracy_section(const std::vector<ReportRow>& rows, const s
   return "## Cost to reach the target accuracy (`hyp.stop_at_val_accuracy`)\n\n" +
          markdown_line({"row", "target %", "reached", "passes", "training time (s)"}) +
          "|---|---:|---:|---:|---:|\n" + md +
-         "\nOver the seeds that reached the target at an evaluation (every impl.validate_every_nth_step "
+         "\nOver the seeds that reached the target at an evaluation (every "
+         "impl.validate_every_nth_step "
          "steps); passes count every gradient evaluation; time excludes evaluation. These runs "
          "stopped at the target, so the accuracies above are those at the stop: compare such "
          "rows by this table.\n\n";
