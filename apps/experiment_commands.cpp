@@ -120,7 +120,7 @@ int cmd_study(const StudyArgs& a) {
       continue;
     }
     Sweep sweep;
-    sweep.rows = demo_ladder();
+    sweep.rows = study_ladder();
     sweep.seeds = {0, 1, 2};
     sweep.common_overrides = demo_defaults();
     sweep.common_overrides.push_back("data.name=" + name);
@@ -170,7 +170,7 @@ void add_experiment_commands(CLI::App& app, Commands& out) {
 
   auto study = std::make_shared<StudyArgs>();
   auto* st = app.add_subcommand(
-      "study", "the demo's ladder on every dataset whose files are present, with a report each");
+      "study", "the demo's ladder plus SGD at equal compute on every dataset present, a report each");
   st->add_option("--datasets", study->datasets, "datasets, e.g. --datasets fashion-mnist,cifar10 (default: all)")
       ->delimiter(',');
   st->add_option("--path", study->paths, "NAME=DIR where a dataset's files are, e.g. cifar10=../shared/data/cifar10");

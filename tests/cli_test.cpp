@@ -6,6 +6,7 @@
 
 #include "fullbatch/common/files.h"
 #include "fullbatch/config/presets.h"
+#include "fullbatch/run/sweep.h"
 #include "test_util.h"
 
 namespace fullbatch {
@@ -169,6 +170,31 @@ TEST(Cli, StudySkipsDatasetsThatAreNotPresent) {
   std::string text((std::istreambuf_iterator<char>(summary)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("## mnist"), std::string::npos) << text;
   EXPECT_NE(text.find("skipped"), std::string::npos) << text;
+}
+
+// The value of KEY=... among a row's overrides, or "" when absent.
+std::string override_value(const SweepRow& row, const std::string& key) {
+  for (const auto& o : row.overrides)
+    if (o.rfind(key + "=", 0) == 0) return o.substr(key.size() + 1);
+  return "";
+}
+
+// The study compares full batch with SGD at equal compute: its SGD row makes as many passes
+// (epochs) as the long full-batch rows make steps, each step one pass over the data.
+TEST(Cli, StudyAddsSgdAtTheFullBatchRowsPasses) {
+  const std::vector<SweepRow> rows = study_ladder();
+  const SweepRow* equal = nullptr;
+  const SweepRow* gradreg = nullptr;
+  for (const auto& r : rows) {
+    if (r.name == "base_sgd_equal") equal = &r;
+    if (r.name == "gradreg") gradreg = &r;
+  }
+  ASSERT_NE(equal, nullptr);
+  ASSERT_NE(gradreg, nullptr);
+  EXPECT_EQ(equal->preset, "base_sgd");
+  EXPECT_FALSE(override_value(*gradreg, "hyp.steps").empty());
+  EXPECT_EQ(override_value(*equal, "hyp.steps"), override_value(*gradreg, "hyp.steps"));
+  EXPECT_EQ(rows.size(), demo_ladder().size() + 1);
 }
 
 TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {

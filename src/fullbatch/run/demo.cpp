@@ -21,6 +21,9 @@ constexpr int kLongWarmup = (400 * kLongSteps + 1500) / 3000;     // 400 of 3000
 constexpr int kCosinePeriod = (4000 * kLongSteps + 1500) / 3000;  // cosine-4000 for 3000 steps
 // About ten evaluations a run: enough for the curves, a small part of the budget (0.8 s each).
 constexpr int kSgdValidateEvery = kSgdEpochs / 8;
+// SGD at equal compute: as many passes over the data as the long full-batch rows.
+constexpr int kEqualEpochs = kLongSteps;
+constexpr int kEqualWarmup = (5 * kEqualEpochs + 150) / 300;
 constexpr int kLongValidateEvery = kLongSteps / 10;
 constexpr int kShortValidateEvery = kShortSteps / 4;
 
@@ -54,6 +57,15 @@ std::vector<SweepRow> demo_ladder() {
       {"fbclip", "fbclip", longer},
       {"gradreg", "gradreg", longer},
   };
+}
+
+std::vector<SweepRow> study_ladder() {
+  std::vector<SweepRow> rows = demo_ladder();
+  rows.insert(rows.begin() + 1, {"base_sgd_equal",
+                                 "base_sgd",
+                                 {key("hyp.steps", kEqualEpochs), key("hyp.warmup", kEqualWarmup),
+                                  key("impl.validate_every_nth_step", kEqualEpochs / 8)}});
+  return rows;
 }
 
 }  // namespace fullbatch

@@ -46,5 +46,8 @@ SweepOutcome run_sweep(const Sweep& sweep, std::ostream& console);
 // full batch, full batch trained longer, + clipping, + gradient regularization.
 std::vector<SweepRow> demo_ladder();
 std::vector<std::string> demo_defaults();  // data and model overrides of the demo
+// The study's rows: the demo's ladder plus SGD at equal compute (as many passes as the long
+// full-batch rows), so each dataset compares full batch with SGD both converged and at equal cost.
+std::vector<SweepRow> study_ladder();
 
 }  // namespace fullbatch
