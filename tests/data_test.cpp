@@ -14,6 +14,7 @@
 #include "fullbatch/data/cifar.h"
 #include "fullbatch/data/dataset.h"
 #include "fullbatch/data/idx.h"
+#include "test_util.h"
 
 namespace fullbatch {
 namespace {
@@ -261,11 +262,41 @@ TEST_F(CifarFolder, RoundTripAllBatchesInOrder) {
   EXPECT_TRUE(torch::equal(d.train.labels, expected_labels(0, 50000, 10)));
   EXPECT_TRUE(torch::equal(d.test.images, expected_images(50000, 10000)));
   EXPECT_TRUE(torch::equal(d.test.labels, expected_labels(50000, 10000, 10)));
-  EXPECT_EQ(d.mean.size(), 3u);
-  EXPECT_DOUBLE_EQ(d.mean[0], 0.4914672);
-  EXPECT_DOUBLE_EQ(d.std[2], 0.2615879);
+  EXPECT_EQ(d.mean, normalization_stats("cifar10").mean);
+  EXPECT_EQ(d.std, normalization_stats("cifar10").std);
   ASSERT_EQ(d.class_names.size(), 10u);
   EXPECT_EQ(d.class_names[3], "3");  // no batches.meta.txt here
+}
+
+// The reference's statistics, digit for digit, as its config/data/CIFAR10.yaml and CIFAR100.yaml
+// (JonasGeiping/fullbatchtraining) give them: 7-digit values put fullbatch 4% of an update away
+// from the reference's finite-difference regularizer after one step (tests/parity/README.md).
+TEST(Normalization, CifarStatisticsAreTheReferencesToTheLastDigit) {
+  const ChannelStats c10 = normalization_stats("cifar10");
+  EXPECT_EQ(c10.mean,
+            (std::vector<double>{0.4914672374725342, 0.4822617471218109, 0.4467701315879822}));
+  EXPECT_EQ(c10.std,
+            (std::vector<double>{0.24703224003314972, 0.24348513782024384, 0.26158785820007324}));
+  const ChannelStats c100 = normalization_stats("cifar100");
+  EXPECT_EQ(c100.mean,
+            (std::vector<double>{0.5071598291397095, 0.4866936206817627, 0.44120192527770996}));
+  EXPECT_EQ(c100.std,
+            (std::vector<double>{0.2673342823982239, 0.2564384639263153, 0.2761504650115967}));
+}
+
+// The statistics are those of the training set: recomputed from the 50,000 CIFAR-10 training
+// images (float64), they agree to float32 precision, so the constants are not a typo.
+TEST(Normalization, Cifar10StatisticsAreThoseOfItsTrainingSet) {
+  FULLBATCH_REQUIRE_SHARED_CIFAR10();
+  const Dataset d = load_dataset({"cifar10", testing::shared_cifar10_dir(), 0});
+  const torch::Tensor x = d.train.images.to(torch::kFloat64).div(255.0);
+  const torch::Tensor mean = x.mean({0, 2, 3});
+  const torch::Tensor std = x.std({0, 2, 3});
+  const ChannelStats s = normalization_stats("cifar10");
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(mean[c].item<double>(), s.mean[c], 1e-6) << c;
+    EXPECT_NEAR(std[c].item<double>(), s.std[c], 1e-6) << c;
+  }
 }
 
 TEST_F(CifarFolder, SizeTakesFirstNInFileOrder) {

@@ -56,6 +56,11 @@ inline bool have_shared_cifar10() {
   GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; " \
                   "scripts/setup.sh does it)"
 
+#define FULLBATCH_REQUIRE_SHARED_CIFAR10()                                                 \
+  if (!::fullbatch::testing::have_shared_cifar10())                                        \
+  GTEST_SKIP() << "CIFAR-10 not found at " << ::fullbatch::testing::shared_cifar10_dir() \
+               << " (the project's ../shared data folder; absent in a user's clone)"
+
 // Runs a shell command, returns its exit code; stdout+stderr go to `output`.
 inline int run_command(const std::string& command, std::string* output = nullptr) {
   std::string cmd = command + " 2>&1";

@@ -54,6 +54,13 @@ struct DataSpec {
 // Names accepted by load_dataset.
 std::vector<std::string> dataset_names();
 
+// Per-channel mean and standard deviation on the [0, 1] scale that a dataset's images are
+// normalized with (the reference's values where it has the dataset).
+struct ChannelStats {
+  std::vector<double> mean, std;
+};
+ChannelStats normalization_stats(const std::string& name);
+
 // The folder used when DataSpec::path is empty, or "" when the dataset has none.
 std::string default_data_path(const std::string& name);
 
