@@ -272,20 +272,28 @@ TEST_F(CifarFolder, RoundTripAllBatchesInOrder) {
 // (JonasGeiping/fullbatchtraining) give them: 7-digit values put fullbatch 4% of an update away
 // from the reference's finite-difference regularizer after one step (tests/parity/README.md).
 TEST(Normalization, CifarStatisticsAreTheReferencesToTheLastDigit) {
+  // Element by element, so that a failure prints all 17 digits of both sides.
+  auto expect_digits = [](const std::vector<double>& got, const std::vector<double>& yaml,
+                          const char* what) {
+    ASSERT_EQ(got.size(), yaml.size()) << what;
+    for (size_t c = 0; c < yaml.size(); ++c) EXPECT_EQ(got[c], yaml[c]) << what << " channel " << c;
+  };
   const ChannelStats c10 = normalization_stats("cifar10");
-  EXPECT_EQ(c10.mean,
-            (std::vector<double>{0.4914672374725342, 0.4822617471218109, 0.4467701315879822}));
-  EXPECT_EQ(c10.std,
-            (std::vector<double>{0.24703224003314972, 0.24348513782024384, 0.26158785820007324}));
+  expect_digits(c10.mean, {0.4914672374725342, 0.4822617471218109, 0.4467701315879822},
+                "CIFAR10.yaml mean");
+  expect_digits(c10.std, {0.24703224003314972, 0.24348513782024384, 0.26158785820007324},
+                "CIFAR10.yaml std");
   const ChannelStats c100 = normalization_stats("cifar100");
-  EXPECT_EQ(c100.mean,
-            (std::vector<double>{0.5071598291397095, 0.4866936206817627, 0.44120192527770996}));
-  EXPECT_EQ(c100.std,
-            (std::vector<double>{0.2673342823982239, 0.2564384639263153, 0.2761504650115967}));
+  expect_digits(c100.mean, {0.5071598291397095, 0.4866936206817627, 0.44120192527770996},
+                "CIFAR100.yaml mean");
+  expect_digits(c100.std, {0.2673342823982239, 0.2564384639263153, 0.2761504650115967},
+                "CIFAR100.yaml std");
 }
 
-// The statistics are those of the training set: recomputed from the 50,000 CIFAR-10 training
-// images (float64), they agree to float32 precision, so the constants are not a typo.
+// The statistics belong to CIFAR-10's training set in its channel order. Not to the last digit:
+// the reference's own computation differs from a float64 pass over the 50,000 training images
+// by up to 2.2e-4 (mean) and 1.8e-3 (std, red), so digit parity is the test above; 2.5e-3 still
+// catches another dataset's values or two channels swapped (the closest pair is 3.5e-3 apart).
 TEST(Normalization, Cifar10StatisticsAreThoseOfItsTrainingSet) {
   FULLBATCH_REQUIRE_SHARED_CIFAR10();
   const Dataset d = load_dataset({"cifar10", testing::shared_cifar10_dir(), 0});
@@ -294,8 +302,8 @@ TEST(Normalization, Cifar10StatisticsAreThoseOfItsTrainingSet) {
   const torch::Tensor std = x.std({0, 2, 3});
   const ChannelStats s = normalization_stats("cifar10");
   for (int c = 0; c < 3; ++c) {
-    EXPECT_NEAR(mean[c].item<double>(), s.mean[c], 1e-6) << c;
-    EXPECT_NEAR(std[c].item<double>(), s.std[c], 1e-6) << c;
+    EXPECT_NEAR(mean[c].item<double>(), s.mean[c], 2.5e-3) << c;
+    EXPECT_NEAR(std[c].item<double>(), s.std[c], 2.5e-3) << c;
   }
 }
 

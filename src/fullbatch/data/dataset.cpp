@@ -50,10 +50,10 @@ void take_first(ImageSet& set, int64_t n, const std::string& key, const std::str
 
 }  // namespace
 
-// CIFAR-10/100 and TinyImageNet: the reference's config/data/*.yaml, every digit it gives. They are
-// the float32 statistics of each training set; rounding them to 7 digits moves a normalized pixel
-// by up to 1e-6, which the finite-difference regularizer amplifies through eps / ||g|| to a 4% (of
-// the update) disagreement with the reference after a single step (tests/parity/README.md).
+// CIFAR-10/100 and TinyImageNet: the reference's config/data/*.yaml, every digit it gives (its own
+// float32 statistics of each training set). Rounding them to 7 digits moves a normalized pixel by
+// up to 1e-6, which the finite-difference regularizer amplifies through eps / ||v|| to 3-4% of the
+// update away from the reference after a single step (tests/parity/README.md).
 ChannelStats normalization_stats(const std::string& name) {
   if (name == "cifar10") {
     return {{0.4914672374725342, 0.4822617471218109, 0.4467701315879822},
