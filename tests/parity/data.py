@@ -2,7 +2,7 @@
 
 * the first N training images in file order (data.size=N), read from the IDX files in
   /usr/share/datasets/fashion-mnist, as uint8 [N, 1, 28, 28] and int64 labels;
-* normalization (data/dataset.cpp stats_for, data/block_source.cpp finish_block):
+* normalization (data/dataset.cpp normalization_stats, data/block_source.cpp finish_block):
   float32(x) / 255, minus float32(mean), divided by float32(std), mean 0.2860, std 0.3530;
 * crop-flip (data/augment.cpp): zero padding `p` of the uint8 images, crop at (dy, dx), optional
   horizontal flip; parameters drawn as randint(0, 2p+1, n) for dx, then dy, then
@@ -19,7 +19,7 @@ import torch
 import fb_rng
 
 FASHION = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = (0.2860,), (0.3530,)     # stats_for("fashion-mnist")
+MEAN, STD = (0.2860,), (0.3530,)     # normalization_stats("fashion-mnist")
 
 
 def _read_idx(path, count):
