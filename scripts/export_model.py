@@ -415,8 +415,11 @@ def main(argv=None):
         fail(str(e))
     except OSError as e:
         fail(f"{e.filename}: {e.strerror}")
-    what = f"{result['model']} (width {result['width']}, {result['in_channels']} input channels, " \
-           f"{result['num_classes']} classes)"
+    if "path" in result:  # model.name=torchscript: the run's own module
+        what = f"torchscript {result['path']} ({result['in_channels']} input channels)"
+    else:
+        what = f"{result['model']} (width {result['width']}, {result['in_channels']} input channels, " \
+               f"{result['num_classes']} classes)"
     print(f"{args.out}: {args.format} of {what} from {args.weights}", file=sys.stderr)
     if "logits" in result:
         print(f"checked on {args.check_input}: logits from {result['logits_from']} within "
