@@ -242,9 +242,39 @@ def model_name(args, state, metadata, models):
     return name, "the weights' names"
 
 
+def config_key(args, metadata, key):
+    """`key` from --config, else from the config in the weights' metadata (None when absent)."""
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            return config_value(parse_config(f.read(), args.config), key)
+    if metadata.get("fullbatch_config"):
+        return config_value(parse_config(metadata["fullbatch_config"], "in " + args.weights), key)
+    return None
+
+
+def build_scripted(args, state, metadata):
+    """model.name=torchscript: the run's own TorchScript file (model.path) with the weights."""
+    import torch
+    path = config_key(args, metadata, "model.path")
+    if not path or not os.path.isfile(str(path)):
+        raise ExportError(f"model.name=torchscript needs its model.path file (from --config): {path!r} is missing")
+    model = torch.jit.load(str(path), map_location="cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ExportError(f"{args.weights}: the weights do not fit {path}: {one_line(e, 300)}")
+    model.eval()
+    # The input channels of the example batch: the first convolution's, as far as one can tell.
+    first_conv = next((p for p in model.parameters() if p.dim() == 4), None)
+    channels = int(first_conv.shape[1]) if first_conv is not None else 3
+    return model, {"model": "torchscript", "path": str(path), "in_channels": channels}
+
+
 def build_model(args, state, metadata):
     models = load_parity_module("models")
     name, origin = model_name(args, state, metadata, models)
+    if name == "torchscript":
+        return build_scripted(args, state, metadata)
     width, in_channels, classes = shapes_of(state)
     try:
         model = models.build(name, width, in_channels, classes)
@@ -263,8 +293,11 @@ def build_model(args, state, metadata):
 
 def export_torchscript(model, example, out):
     import torch
-    with torch.no_grad():
-        traced = torch.jit.trace(model, example)
+    if isinstance(model, torch.jit.ScriptModule):  # model.name=torchscript: already scripted
+        traced = model
+    else:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example)
     tmp = out + ".tmp"
     traced.save(tmp)
     os.replace(tmp, out)
@@ -382,8 +415,11 @@ def main(argv=None):
         fail(str(e))
     except OSError as e:
         fail(f"{e.filename}: {e.strerror}")
-    what = f"{result['model']} (width {result['width']}, {result['in_channels']} input channels, " \
-           f"{result['num_classes']} classes)"
+    if "path" in result:  # model.name=torchscript: the run's own module
+        what = f"torchscript {result['path']} ({result['in_channels']} input channels)"
+    else:
+        what = f"{result['model']} (width {result['width']}, {result['in_channels']} input channels, " \
+               f"{result['num_classes']} classes)"
     print(f"{args.out}: {args.format} of {what} from {args.weights}", file=sys.stderr)
     if "logits" in result:
         print(f"checked on {args.check_input}: logits from {result['logits_from']} within "

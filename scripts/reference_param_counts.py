@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parameter counts of the reference's pyramidnet110, pyramidnet272, nfnet and linear models.
+"""Parameter counts of the reference's pyramidnet110/272, nfnet, linear and densenet161/169/201.
 
 An independent plain-torch statement of the architectures of the reference (JonasGeiping/
 fullbatchtraining: fullbatch/models/pyramidnets.py, nfnets.py, models.py and config/model/
@@ -9,10 +9,12 @@ prints. Only the parameters are built (no forward): the count is what is compare
 
     python3 scripts/reference_param_counts.py                 # CIFAR-10: 3 channels, 10 classes
     python3 scripts/reference_param_counts.py --channels 1 --classes 7 --width 8
+    python3 scripts/reference_param_counts.py --names densenet161   # "name shape" per parameter
 
 --width applies fullbatch's model.width mapping (docs/models.md): every channel count of
 PyramidNet (stem 16 and alpha) and NFNet scales by width / 64; 64 is the reference. linear has no
-width. Needs Debian's python3-torch.
+width; DenseNet's initial features and growth rate scale by width / 64. Needs Debian's
+python3-torch.
 """
 import argparse
 
@@ -131,6 +133,34 @@ def nfnet(channels, classes, width=64):
     })
 
 
+# ---- DenseNet-BC (densenets.py with the CIFAR stem: conv0 3x3 alone, then torchvision's body) -
+
+def densenet(growth, blocks, init_features, channels, classes, width=64, bn_size=4):
+    growth = growth * width // 64
+    features = init_features * width // 64
+    body = {"conv0": nn.Conv2d(channels, features, 3, padding=1, bias=False)}
+    for i, n in enumerate(blocks):
+        layers = {}
+        for j in range(n):
+            cin = features + j * growth
+            layers[f"denselayer{j + 1}"] = nn.ModuleDict({
+                "norm1": nn.BatchNorm2d(cin),
+                "conv1": nn.Conv2d(cin, bn_size * growth, 1, bias=False),
+                "norm2": nn.BatchNorm2d(bn_size * growth),
+                "conv2": nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False),
+            })
+        body[f"denseblock{i + 1}"] = nn.ModuleDict(layers)
+        features += n * growth
+        if i != len(blocks) - 1:  # a transition halves the features
+            body[f"transition{i + 1}"] = nn.ModuleDict({
+                "norm": nn.BatchNorm2d(features),
+                "conv": nn.Conv2d(features, features // 2, 1, bias=False)})
+            features //= 2
+    body["norm5"] = nn.BatchNorm2d(features)
+    return nn.ModuleDict({"features": nn.ModuleDict(body),
+                          "classifier": nn.Linear(features, classes)})
+
+
 # ---- linear (models.py: Flatten, select the first 100 values, Linear(100, classes)) -----------
 
 def linear(classes):
@@ -146,13 +176,22 @@ def main():
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--names", metavar="MODEL",
+                        help="print one model's parameter names and shapes instead of the counts")
     a = parser.parse_args()
     models = {
         "pyramidnet110": lambda: pyramidnet(110, 84, False, a.channels, a.classes, a.width),
         "pyramidnet272": lambda: pyramidnet(272, 200, True, a.channels, a.classes, a.width),
         "nfnet": lambda: nfnet(a.channels, a.classes, a.width),
         "linear": lambda: linear(a.classes),
+        "densenet161": lambda: densenet(48, (6, 12, 36, 24), 96, a.channels, a.classes, a.width),
+        "densenet169": lambda: densenet(32, (6, 12, 32, 32), 64, a.channels, a.classes, a.width),
+        "densenet201": lambda: densenet(32, (6, 12, 48, 32), 64, a.channels, a.classes, a.width),
     }
+    if a.names:
+        for name, p in models[a.names]().named_parameters():
+            print(name, "x".join(str(d) for d in p.shape))
+        return
     for name, build in models.items():
         print(f"{name} {count(build())}")
 

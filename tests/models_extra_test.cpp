@@ -1,6 +1,6 @@
-// The reference's remaining models: pyramidnet110, pyramidnet272, nfnet (NFNet-F0, CIFAR stem)
-// and linear. Parameter counts against an independent Python statement of the reference's
-// architectures, forward shapes, the reference's initialization, seeding, and NFNet's
+// The reference's remaining models: pyramidnet110, pyramidnet272, nfnet (NFNet-F0, CIFAR stem),
+// linear and densenet161/169/201. Parameter counts against an independent Python statement of the
+// reference's architectures, forward shapes, the reference's initialization, seeding, and NFNet's
 // weight-standardized convolution against a hand computation of its formula.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -15,25 +15,31 @@
 #include "fullbatch/models/model.h"
 #include "fullbatch/models/zoo.h"
 #include "model_spec.h"
+#include "test_util.h"
 
 namespace fullbatch {
 namespace {
 
 using testing::spec_of;
 
-const std::vector<std::string> kNames = {"pyramidnet110", "pyramidnet272", "nfnet", "linear"};
+const std::vector<std::string> kNames = {"pyramidnet110", "pyramidnet272", "nfnet",      "linear",
+                                         "densenet161",   "densenet169",   "densenet201"};
 
 // Printed by scripts/reference_param_counts.py, a plain-torch statement of the reference's
 // architectures written from its Python sources, not from this C++:
 //   python3 scripts/reference_param_counts.py                  (3 channels, 10 classes, width 64)
 const std::map<std::string, int64_t> kReferenceCounts = {
-    {"pyramidnet110", 3904446}, {"pyramidnet272", 26210842}, {"nfnet", 68447014}, {"linear", 1010}};
+    {"pyramidnet110", 3904446}, {"pyramidnet272", 26210842}, {"nfnet", 68447014},
+    {"linear", 1010},           {"densenet161", 26482378},   {"densenet169", 12493322},
+    {"densenet201", 18104330}};
 //   python3 scripts/reference_param_counts.py --width 8
 const std::map<std::string, int64_t> kWidth8Counts = {
-    {"pyramidnet110", 63682}, {"pyramidnet272", 434717}, {"nfnet", 1085216}, {"linear", 1010}};
+    {"pyramidnet110", 63682}, {"pyramidnet272", 434717}, {"nfnet", 1085216},     {"linear", 1010},
+    {"densenet161", 440530},  {"densenet169", 214538},   {"densenet201", 310218}};
 //   python3 scripts/reference_param_counts.py --width 4 --channels 1 --classes 7
 const std::map<std::string, int64_t> kWidth4MnistCounts = {
-    {"pyramidnet110", 16514}, {"pyramidnet272", 115428}, {"nfnet", 275212}, {"linear", 707}};
+    {"pyramidnet110", 16514}, {"pyramidnet272", 115428}, {"nfnet", 275212},     {"linear", 707},
+    {"densenet161", 117253},  {"densenet169", 58775},    {"densenet201", 84935}};
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -86,10 +92,12 @@ TEST(ModelsExtraTest, NarrowModelsGiveLogitsForMnistShapes) {
 }
 
 // Constant at initialization, whatever the seed: BatchNorm's affine parameters (their module has
-// running statistics among `buffers`), NFNet's gains and skip gains.
+// running statistics among `buffers`), NFNet's gains and skip gains, DenseNet's classifier bias
+// (0).
 bool is_constant_init(const torch::OrderedDict<std::string, torch::Tensor>& buffers,
                       const std::string& key) {
-  if (ends_with(key, ".gain") || ends_with(key, "skip_gain")) return true;
+  if (ends_with(key, ".gain") || ends_with(key, "skip_gain") || key == "classifier.bias")
+    return true;
   return buffers.contains(key.substr(0, key.rfind('.')) + ".running_mean");
 }
 
@@ -198,6 +206,29 @@ TEST(ModelsExtraTest, LinearIsTheReferencesFirst100ValuesModel) {
       torch::addmm(params["2.bias"], x.flatten(1).narrow(1, 0, 100), params["2.weight"].t());
   EXPECT_TRUE(torch::allclose(model->forward(x), expected, 1e-5, 1e-6));
   EXPECT_THROW(model->forward(torch::randn({2, 1, 5, 5})), UserError);  // 25 values < 100
+}
+
+// DenseNet-161/169/201: every parameter's name, shape and position equal those of the script's
+// plain-torch construction (python3 scripts/reference_param_counts.py --names NAME).
+TEST(ModelsExtraTest, DenseNetNamesAndShapesMatchThePythonConstruction) {
+  FULLBATCH_REQUIRE_PYTHON_TORCH("scripts/reference_param_counts.py cannot run");
+  for (const std::string name : {"densenet161", "densenet169", "densenet201"}) {
+    SCOPED_TRACE(name);
+    std::string python;
+    ASSERT_EQ(
+        testing::run_command("/usr/bin/python3 " + std::string(FULLBATCH_SOURCE_DIR) +
+                                 "/scripts/reference_param_counts.py --width 8 --names " + name,
+                             &python),
+        0)
+        << python;
+    std::string ours;
+    for (const auto& p : make_model(spec_of(name, 8), 0)->named_parameters()) {
+      std::string shape;
+      for (int64_t d : p.value().sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+      ours += p.key() + " " + shape + "\n";
+    }
+    EXPECT_EQ(ours, python);
+  }
 }
 
 // Names, shapes and order follow the reference's state dict (checked against the reference's

@@ -93,7 +93,7 @@ class ResNet(nn.Module):
         self.conv1 = conv3x3(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)
         cin = width
-        self.stages = []
+        self.layer4 = None  # the CIFAR ResNets (20/32/56/110) have three stages
         for stage, depth in enumerate(depths):
             planes = width << stage
             blocks = []
@@ -102,13 +102,15 @@ class ResNet(nn.Module):
                 blocks.append(block(cin, planes, stride))
                 cin = planes * block.expansion
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
-            self.stages.append(f"layer{stage + 1}")
         self.fc = nn.Linear(cin, num_classes)
 
+    # Written out (no getattr) so torch.jit.script compiles it: tests/torchscript_test.cpp trains
+    # a scripted copy against the zoo's model.
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
-        for name in self.stages:
-            out = getattr(self, name)(out)
+        out = self.layer3(self.layer2(self.layer1(out)))
+        if self.layer4 is not None:
+            out = self.layer4(out)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
 
@@ -149,7 +151,12 @@ class VGG(nn.Module):
 
 # ---- DenseNet (vgg_densenet.cpp; stem as the reference) ----------------------------------------
 
-DENSENETS = {"densenet121": ((6, 12, 24, 16), 32, 4)}  # blocks, growth at width 64, bn_size
+# blocks, growth at width 64, bn_size, initial features at width 64 (the reference's
+# densenet_depths_to_config)
+DENSENETS = {"densenet121": ((6, 12, 24, 16), 32, 4, 64),
+             "densenet161": ((6, 12, 36, 24), 48, 4, 96),
+             "densenet169": ((6, 12, 32, 32), 32, 4, 64),
+             "densenet201": ((6, 12, 48, 32), 32, 4, 64)}
 
 
 class DenseLayer(nn.Module):
@@ -190,13 +197,14 @@ class Transition(nn.Module):
 
 class DenseNet(nn.Module):
     """features: conv0 (3x3, stride 1), denseblock1, transition1, ..., denseblock4, norm5;
-    then ReLU, adaptive average pool, classifier. model.width = initial features; growth =
-    growth_at_64 * width / 64."""
+    then ReLU, adaptive average pool, classifier. Initial features = features_at_64 * width / 64
+    (model.width itself for 121/169/201); growth = growth_at_64 * width / 64."""
 
     def __init__(self, name, width, in_channels, num_classes, densenet_stem_norm0=False):
         super().__init__()
-        blocks, growth64, bn_size = DENSENETS[name]
+        blocks, growth64, bn_size, features64 = DENSENETS[name]
         growth = growth64 * width // 64
+        width = features64 * width // 64
         if growth < 1:
             raise ValueError(f"model.width {width} gives {name} a growth rate of 0")
         feats = [("conv0", nn.Conv2d(in_channels, width, 3, padding=1, bias=False))]

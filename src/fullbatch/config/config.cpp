@@ -302,6 +302,8 @@ const std::vector<KeyDef>& key_table() {
               [](C& c) -> auto& { return c.model.width; }, in_range(1, 4096)),
       bool_key("model.zero_init_residual", "zero the last BN of each residual branch", true,
                [](C& c) -> auto& { return c.model.zero_init_residual; }),
+      string_key("model.path", "model.name=torchscript: the saved TorchScript module (docs/your-model.md)",
+                 true, [](C& c) -> auto& { return c.model.path; }),
 
       int_key("hyp.steps", "full-batch steps, or epochs when stochastic", true,
               [](C& c) -> auto& { return c.hyp.steps; }, at_least(1)),

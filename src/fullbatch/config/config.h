@@ -37,6 +37,7 @@ struct Config {
     std::string name = "resnet18";
     int64_t width = 64;
     bool zero_init_residual = false;
+    std::string path;  // model.name=torchscript: the saved TorchScript module
   } model;
 
   struct Hyp {

@@ -6,6 +6,7 @@
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
 #include "fullbatch/models/model.h"
+#include "fullbatch/models/torchscript.h"
 #include "fullbatch/models/zoo.h"
 
 namespace fullbatch {
@@ -85,6 +86,7 @@ const std::vector<Family>& families() {
       {detail::pyramidnet_names, detail::build_pyramidnet},
       {detail::nfnet_names, detail::build_nfnet},
       {detail::linear_names, detail::build_linear},
+      {detail::torchscript_names, detail::build_torchscript},
   };
   return all;
 }
@@ -119,8 +121,8 @@ std::vector<std::string> model_names() {
 void check_model_name(const std::string& name) {
   const std::vector<std::string> names = model_names();
   if (!contains(names, name))
-    throw UserError("config key 'model.name': bad value '" + name + "': must be one of: " +
-                    join(names));
+    throw UserError("config key 'model.name': bad value '" + name +
+                    "': must be one of: " + join(names));
 }
 
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
@@ -132,6 +134,9 @@ ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   for (const Family& family : families()) {
     if (contains(family.names(), spec.name)) model = family.build(spec);
   }
+  // The user's module starts from its file's weights; to start it elsewhere, save it so
+  // (scripts/script_model.py --seed).
+  if (spec.name == kTorchScriptModelName) return model;
   at::Generator gen = keyed_generator(init_seed, Stream::kInit, {});
   if (contains(detail::nfnet_names(), spec.name)) {
     detail::initialize_nfnet(*model, gen);

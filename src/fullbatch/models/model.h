@@ -27,6 +27,7 @@ struct ModelSpec {
   int64_t in_channels = 3;
   int64_t num_classes = 10;
   bool zero_init_residual = false;  // zero the last BN of each residual branch (off, as the paper ran)
+  std::string path;                 // model.name=torchscript: the saved module (models/torchscript.h)
 };
 
 std::vector<std::string> model_names();
@@ -34,7 +35,8 @@ std::vector<std::string> model_names();
 void check_model_name(const std::string& name);
 
 // Builds the model and initializes every weight from a generator keyed by `init_seed`
-// with the family's initialization as the reference's model code does it (models/zoo.h).
+// with the family's initialization as the reference's model code does it (models/zoo.h); a
+// TorchScript model (models/torchscript.h) keeps its file's weights and ignores the seed.
 // Throws UserError for an unknown name or a bad width.
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed);
 

@@ -131,13 +131,18 @@ TORCH_MODULE(Transition);
 
 struct DenseNetConfig {
   std::vector<int64_t> blocks;
-  int64_t growth_at_64;  // growth rate at model.width 64
+  int64_t growth_at_64;    // growth rate at model.width 64
+  int64_t features_at_64;  // initial features (conv0's channels) at model.width 64
   int64_t bn_size;
 };
 
 const std::map<std::string, DenseNetConfig>& densenet_table() {
   static const std::map<std::string, DenseNetConfig> table = {
-      {"densenet121", {{6, 12, 24, 16}, 32, 4}},
+      // The reference's densenet_depths_to_config (torchvision's configurations).
+      {"densenet121", {{6, 12, 24, 16}, 32, 64, 4}},
+      {"densenet161", {{6, 12, 36, 24}, 48, 96, 4}},
+      {"densenet169", {{6, 12, 32, 32}, 32, 64, 4}},
+      {"densenet201", {{6, 12, 48, 32}, 32, 64, 4}},
   };
   return table;
 }
@@ -145,12 +150,13 @@ const std::map<std::string, DenseNetConfig>& densenet_table() {
 // torchvision's layout and names (features.conv0, features.denseblock1.denselayer1.norm1, ...,
 // features.norm5, classifier) with the reference's CIFAR stem: conv0, a stride-1 3x3 conv, alone
 // (no norm0, relu0 or max-pool; the first dense layer's norm1 is the first normalization).
-// model.width is the number of initial features; the growth rate scales with it.
+// model.width scales the initial features and the growth rate by width / 64 (so for 121, 169 and
+// 201 it is the number of initial features; 161 has 96 and growth 48 at width 64).
 class DenseNet : public Classifier {
  public:
   DenseNet(const DenseNetConfig& config, const ModelSpec& spec, int64_t growth) {
     nn::Sequential layers;
-    int64_t channels = spec.width;
+    int64_t channels = config.features_at_64 * spec.width / 64;
     layers->push_back(
         "conv0",
         nn::Conv2d(nn::Conv2dOptions(spec.in_channels, channels, 3).padding(1).bias(false)));
@@ -198,7 +204,11 @@ ModelPtr build_vgg(const ModelSpec& spec) {
 }
 
 const std::vector<std::string>& densenet_names() {
-  static const std::vector<std::string> names = {"densenet121"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& entry : densenet_table()) out.push_back(entry.first);
+    return out;
+  }();
   return names;
 }
 

@@ -62,7 +62,7 @@ TrainerOptions trainer_options(const Config& c) {
   o.blocks.pixels = c.data.pixels;
   o.order = {c.data.batch_size,   c.hyp.train_stochastic,        c.hyp.train_semi_stochastic,
              c.hyp.shuffle,       c.hyp.sample_with_replacement, c.hyp.train_switch_stochastic};
-  o.model = {c.model.name, c.model.width, 3, 10, c.model.zero_init_residual};
+  o.model = {c.model.name, c.model.width, 3, 10, c.model.zero_init_residual, c.model.path};
   o.optimizer = optimizer_settings(c);
   o.schedule = {c.hyp.optim.lr, c.hyp.warmup, c.hyp.scheduler, c.hyp.steps};
   GradientOptions& g = o.gradient;

@@ -7,6 +7,7 @@
 #include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
+#include "fullbatch/models/torchscript.h"
 #include "fullbatch/training/loss.h"
 #include "fullbatch/training/runtime.h"
 
@@ -30,6 +31,12 @@ ModelPtr build_model(const TrainerOptions& options, const Dataset& data, const E
   spec.num_classes = data.num_classes;
   ModelPtr model = make_model(spec, derive_seed(options.seed, Stream::kInit, {}));
   model->to(execution.device);
+  // The zoo's models fit any data by construction; the user's module is tried on one input.
+  if (spec.name == kTorchScriptModelName) {
+    const int64_t height = data.pixels > 0 ? data.pixels : data.height();
+    const int64_t width = data.pixels > 0 ? data.pixels : data.width();
+    check_model_fits_data(*model, spec.path, data.channels(), height, width, data.num_classes);
+  }
   if (execution.channels_last) {
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
