@@ -34,7 +34,7 @@ struct ObjectiveOptions {
   bool channels_last = false;
   // analysis.objective=loss+wd: each parameter's weight decay wd_i (as the optimizer applies it,
   // parameter_weight_decays) adds wd_i/2 ||theta_i||^2 to the loss, wd_i theta_i to the gradient
-  // and wd_i v_i to H v. Empty: the plain loss.
+  // and wd_i v_i to H v. Off: the plain loss.
   bool with_weight_decay = false;
   OptimizerSettings weight_decay_of;  // the run's optimizer settings the decays come from
 };
