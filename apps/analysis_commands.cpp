@@ -60,8 +60,13 @@ void print_summary(const nlohmann::json& r, const std::vector<std::string>& figu
                 r["flatness"]["exceeded"].get<bool>() ? "" : " (threshold not reached)");
   if (r.contains("gradients")) {
     const auto& g = r["gradients"];
-    std::printf("  gradients: |theta| %.6g, |G| %.6g, SNR %.4g, noise scale %.4g", g["parameter_norm"].get<double>(),
-                g["gradient_norm"].get<double>(), g["signal_to_noise"].get<double>(), g["noise_scale"].get<double>());
+    std::printf("  gradients: |theta| %.6g, |G| %.6g, SNR %.4g", g["parameter_norm"].get<double>(),
+                g["gradient_norm"].get<double>(), g["signal_to_noise"].get<double>());
+    if (g["noise_scale"].is_number())
+      std::printf(", noise scale %.4g", g["noise_scale"].get<double>());
+    else
+      std::printf(", noise scale undefined (%s)",
+                  g.value("noise_scale_reason", std::string()).c_str());
     if (g.contains("momentum_cosine")) std::printf(", cos(momentum, G) %.4f", g["momentum_cosine"].get<double>());
     std::printf("\n");
   }

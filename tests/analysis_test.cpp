@@ -10,6 +10,7 @@
 #include "fullbatch/analysis/curvature.h"
 #include "fullbatch/analysis/landscape.h"
 #include "fullbatch/analysis/objective.h"
+#include "fullbatch/analysis/options.h"
 #include "fullbatch/analysis/probes.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/files.h"
@@ -62,6 +63,29 @@ TEST(Lanczos, StopsEarlyAtTheTolerance) {
   const EigenResult r = lanczos_top_eigenvalues(matrix_operator(matrix_with_spectrum(spectrum)), 50, torch::kCPU, o);
   EXPECT_NEAR(r.eigenvalues[0], 100.0, 1e-4);
   EXPECT_LT(r.products, 50);
+}
+
+// Many distinct eigenvalues (no small invariant subspace to stop on by accident): Lanczos stops
+// at the first iteration whose residual meets the tolerance, well before the dimension, and one
+// product fewer is not yet converged.
+TEST(Lanczos, StopsEarlyAtTheToleranceOnASpreadSpectrum) {
+  std::vector<double> spectrum;
+  for (int i = 0; i < 120; ++i) spectrum.push_back(static_cast<double>(i) / 120.0);  // 0 ... 0.99
+  spectrum[0] = 20.0;
+  const torch::Tensor a = matrix_with_spectrum(spectrum);
+  LanczosOptions o;
+  o.max_iterations = 120;
+  o.tolerance = 1e-8;
+  const EigenResult r = lanczos_top_eigenvalues(matrix_operator(a), 120, torch::kCPU, o);
+  EXPECT_TRUE(r.converged);
+  EXPECT_GT(r.products, 2);
+  EXPECT_LT(r.products, 60);
+  EXPECT_LE(r.residuals[0], 1e-8 * 20.0);
+  EXPECT_LE(std::abs(r.eigenvalues[0] - 20.0), r.residuals[0] + 1e-12);
+  o.max_iterations = r.products - 1;
+  const EigenResult before = lanczos_top_eigenvalues(matrix_operator(a), 120, torch::kCPU, o);
+  EXPECT_FALSE(before.converged);
+  EXPECT_GT(before.residuals[0], 1e-8 * 20.0);
 }
 
 TEST(Hutchinson, ExactOnDiagonalAndUnbiasedOnRotatedMatrices) {
@@ -132,7 +156,7 @@ torch::Tensor dense_hessian(TrainingObjective& objective) {
   for (const auto& p : objective.params()) dim += p.numel();
   torch::Tensor h = torch::zeros({dim, dim}, torch::kFloat64);
   objective.for_each_block([&](int64_t b, const Block&, const BlockForward& forward) {
-    const double weight = static_cast<double>(objective.block_images(b)) / objective.images();
+    const double weight = 1.0 / static_cast<double>(objective.num_blocks());  // as training
     auto grads = torch::autograd::grad({forward().loss}, objective.params(), {}, true, true);
     std::vector<torch::Tensor> flat;
     for (auto& g : grads) flat.push_back(g.reshape(-1));
@@ -149,7 +173,32 @@ torch::Tensor dense_hessian(TrainingObjective& objective) {
   return h;
 }
 
+// 40 images in blocks of 16: 16, 16, 8. Training weights the blocks equally (1/B, as the
+// reference's accumulation); the objective, and so the Hessian reported, must too. Image weights
+// would give another loss here.
+TEST(Objective, WeightsBlocksEquallyAsTrainingDoes) {
+  const Dataset data = tiny_data(40);
+  auto net = tiny_net();
+  LocalCommunicator comm;
+  TrainingObjective objective(*net, data, tiny_options(false), comm);
+  ASSERT_EQ(objective.num_blocks(), 3);
+  std::vector<double> losses, sizes;
+  objective.for_each_block([&](int64_t b, const Block& block, const BlockForward&) {
+    torch::NoGradGuard no_grad;
+    losses.push_back(torch::nn::functional::cross_entropy(net->forward(block.inputs), block.labels)
+                         .item<double>());
+    sizes.push_back(static_cast<double>(block.labels.size(0)));
+  });
+  const double equal = (losses[0] + losses[1] + losses[2]) / 3;
+  const double by_images =
+      (losses[0] * sizes[0] + losses[1] * sizes[1] + losses[2] * sizes[2]) / 40;
+  ASSERT_GT(std::abs(equal - by_images), 1e-4);  // the test can tell the two apart
+  EXPECT_NEAR(objective.value(false).loss, equal, 1e-6);
+  EXPECT_NEAR(objective.value(true).loss, equal, 1e-6);
+}
+
 TEST(Curvature, LanczosTopEigenvalueMatchesTheDenseHessianOfATinyNetwork) {
+  std::vector<torch::Tensor> hessians;  // train mode, eval mode
   for (bool train_bn : {true, false}) {
     SCOPED_TRACE(train_bn ? "BatchNorm train" : "BatchNorm eval");
     const Dataset data = tiny_data(40);
@@ -157,6 +206,7 @@ TEST(Curvature, LanczosTopEigenvalueMatchesTheDenseHessianOfATinyNetwork) {
     LocalCommunicator comm;
     TrainingObjective objective(*net, data, tiny_options(train_bn), comm);
     const torch::Tensor h = dense_hessian(objective);
+    hessians.push_back(h);
     EXPECT_LT((h - h.t()).abs().max().item<double>(), 1e-4);
     const torch::Tensor eig = torch::linalg_eigvalsh(0.5 * (h + h.t()), "L");
     CurvatureOptions o;
@@ -172,18 +222,33 @@ TEST(Curvature, LanczosTopEigenvalueMatchesTheDenseHessianOfATinyNetwork) {
     ASSERT_TRUE(c.trace.has_value());
     EXPECT_NEAR(c.trace->trace, h.trace().item<double>(), 4 * c.trace->std_error + 1e-6);
   }
+  // The two modes' Hessians differ on this network, so an analysis in the wrong mode cannot pass
+  // the comparison above.
+  const double diff = (hessians[0] - hessians[1]).norm().item<double>();
+  EXPECT_GT(diff, 0.1 * hessians[0].norm().item<double>());
 }
 
+// Every combination of the model's mode on entry and the analysis' BatchNorm mode: buffers (mean,
+// variance, batch counter) and mode come back bit for bit.
 TEST(Curvature, ObjectiveLeavesBuffersAndModeUntouched) {
   const Dataset data = tiny_data(40);
-  auto net = tiny_net();
-  net->train();
-  const torch::Tensor mean_before = net->bn->running_mean.clone();
-  LocalCommunicator comm;
-  TrainingObjective objective(*net, data, tiny_options(true), comm);
-  measure_curvature(objective, CurvatureOptions{});
-  EXPECT_TRUE(torch::equal(net->bn->running_mean, mean_before));
-  EXPECT_TRUE(net->is_training());
+  for (bool model_training : {true, false})
+    for (bool analysis_train_bn : {true, false}) {
+      SCOPED_TRACE(std::string("model ") + (model_training ? "train" : "eval") + ", analysis " +
+                   (analysis_train_bn ? "train" : "eval"));
+      auto net = tiny_net();
+      net->train(model_training);
+      const torch::Tensor mean = net->bn->running_mean.clone(), var = net->bn->running_var.clone();
+      const torch::Tensor count = net->bn->num_batches_tracked.clone();
+      LocalCommunicator comm;
+      TrainingObjective objective(*net, data, tiny_options(analysis_train_bn), comm);
+      measure_curvature(objective, CurvatureOptions{});
+      gradient_statistics(objective);
+      EXPECT_TRUE(torch::equal(net->bn->running_mean, mean));
+      EXPECT_TRUE(torch::equal(net->bn->running_var, var));
+      EXPECT_TRUE(torch::equal(net->bn->num_batches_tracked, count));
+      EXPECT_EQ(net->is_training(), model_training);
+    }
 }
 
 TEST(Landscape, OriginIsTheCheckpointsLossAndResumeGivesTheSameFile) {
@@ -260,6 +325,23 @@ TEST(Landscape, FullLossAddsWeightDecayAndPenaltyTerms) {
   EXPECT_NEAR(rows[0]["full_loss"].get<double>(), expected, 1e-9 * expected);
 }
 
+// The reference reads the restored optimizer's lr: at a checkpoint in warm-up that is base * s / W,
+// not the base lr the config names.
+TEST(Landscape, FullLossUsesTheScheduledLrOfTheCheckpointsStep) {
+  Config config;
+  for (const char* o :
+       {"hyp.optim.lr=0.4", "hyp.warmup=10", "hyp.steps=100", "hyp.optim.weight_decay=0.01",
+        "hyp.grad_reg.block_strength=0.5", "analysis.landscape.full_loss=true"})
+    apply_override(config, o);
+  const FullLossTerms at5 = full_loss_terms(config, 5);
+  EXPECT_TRUE(at5.on);
+  EXPECT_NEAR(at5.lr, 0.4 * 5 / 10, 1e-15);
+  EXPECT_EQ(at5.weight_decay, 0.01);
+  EXPECT_EQ(at5.alpha, 0.5);
+  EXPECT_EQ(full_loss_terms(config, 0).lr, 0.0);
+  EXPECT_NEAR(full_loss_terms(config, 10).lr, 0.4, 1e-15);
+}
+
 TEST(Interpolation, EndpointsReproduceEachCheckpoint) {
   const Dataset data = tiny_data(40);
   auto a_net = tiny_net();
@@ -273,13 +355,71 @@ TEST(Interpolation, EndpointsReproduceEachCheckpoint) {
   const ModelState a = model_state(*a_net), b = model_state(*b_net);
   testing::TempDir dir;
   ResumableTable table(dir / "i.jsonl", nlohmann::json{{"kind", "i"}}, comm, torch::kCPU);
-  compute_interpolation(objective, a, b, linspace(0, 1, 5), nullptr, table);
+  compute_interpolation(objective, a, b, linspace(0, 1, 5), false, nullptr, table);
   const auto rows = read_table(dir / "i.jsonl");
   ASSERT_EQ(rows.size(), 5u);
   EXPECT_EQ(rows[0]["loss"].get<double>(), loss_a);
   EXPECT_EQ(rows[4]["loss"].get<double>(), loss_b);
   EXPECT_EQ(objective.value(false).loss, loss_a);  // left at the first state
   EXPECT_TRUE(torch::equal(a_net->bn->running_var, a.at("bn.running_var")));
+}
+
+// recompute_batchnorm: the running statistics become the equal-weight average over blocks of each
+// block's batch mean and unbiased variance of the BatchNorm's input, computed here by hand.
+TEST(Interpolation, RecomputedBatchNormStatisticsAreTheBlockAverage) {
+  const Dataset data = tiny_data(48);  // three blocks of 16
+  auto net = tiny_net();
+  net->eval();
+  LocalCommunicator comm;
+  TrainingObjective objective(*net, data, tiny_options(false), comm);
+  torch::Tensor mean = torch::zeros({4}, torch::kFloat64), var = torch::zeros({4}, torch::kFloat64);
+  objective.for_each_block([&](int64_t, const Block& block, const BlockForward&) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor h = net->fc1->forward(block.inputs.flatten(1)).to(torch::kFloat64);
+    mean += h.mean(0) / 3;
+    var += h.var(0, /*unbiased=*/true) / 3;
+  });
+  const double stale_loss = objective.value(false).loss;
+  objective.recompute_batchnorm_statistics();
+  EXPECT_TRUE(torch::allclose(net->bn->running_mean.to(torch::kFloat64), mean, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(net->bn->running_var.to(torch::kFloat64), var, 1e-5, 1e-6));
+  EXPECT_FALSE(net->is_training());
+  ASSERT_TRUE(net->bn->options.momentum().has_value());
+  EXPECT_EQ(*net->bn->options.momentum(), 0.1);
+  EXPECT_NE(objective.value(false).loss, stale_loss);  // tiny_net's buffers were not the data's
+
+  // In an interpolation: every point uses recomputed statistics, the model ends at state a.
+  auto a_net = tiny_net();
+  TrainingObjective a_objective(*a_net, data, tiny_options(false), comm);
+  const ModelState a = model_state(*a_net);
+  testing::TempDir dir;
+  ResumableTable table(dir / "r.jsonl", nlohmann::json{{"kind", "r"}}, comm, torch::kCPU);
+  compute_interpolation(a_objective, a, a, {0.0}, true, nullptr, table);
+  EXPECT_NEAR(read_table(dir / "r.jsonl")[0]["loss"].get<double>(), objective.value(false).loss,
+              1e-6);
+  EXPECT_TRUE(torch::equal(a_net->bn->running_mean, a.at("bn.running_mean")));
+}
+
+// analysis.objective=loss+wd: the loss gains wd/2 |theta|^2, the gradient wd theta, H v gains wd v.
+TEST(Objective, WeightDecayTermsAddToLossGradientAndHessian) {
+  const Dataset data = tiny_data(32);
+  auto net = tiny_net();
+  LocalCommunicator comm;
+  ObjectiveOptions with = tiny_options(false);
+  with.with_weight_decay = true;
+  with.weight_decay_of.weight_decay = 0.1;
+  TrainingObjective plain(*net, data, tiny_options(false), comm), decayed(*net, data, with, comm);
+  const ObjectiveValue p = plain.value(true), d = decayed.value(true);
+  const double theta = global_norm(plain.params()).item<double>();
+  EXPECT_NEAR(d.loss, p.loss + 0.05 * theta * theta, 1e-6);
+  TensorList v;
+  for (const auto& q : plain.params()) v.push_back(torch::randn_like(q));
+  const TensorList hp = plain.hessian_vector_product(v), hd = decayed.hessian_vector_product(v);
+  for (size_t i = 0; i < v.size(); ++i) {
+    EXPECT_TRUE(
+        torch::allclose(d.gradient[i], p.gradient[i] + 0.1 * plain.params()[i], 1e-5, 1e-6));
+    EXPECT_TRUE(torch::allclose(hd[i], hp[i] + 0.1 * v[i], 1e-5, 1e-6));
+  }
 }
 
 TEST(FiniteDifferenceError, ShrinksWithEpsOnASmoothModelAndCentralBeatsForward) {
@@ -305,10 +445,100 @@ TEST(GradientStatistics, IdenticalBlocksHaveNoNoiseAndMomentumAlongGIsCosineOne)
   EXPECT_NEAR(s.gradient_norm, global_norm(g).item<double>(), 1e-6);
   ASSERT_EQ(s.block_gradient_norms.size(), 4u);
   for (double n : s.block_gradient_norms) EXPECT_NEAR(n, s.gradient_norm, 1e-5);
-  EXPECT_NEAR(s.noise_scale, 0.0, 1e-3);
+  ASSERT_TRUE(s.noise_scale.has_value());
+  EXPECT_NEAR(*s.noise_scale, 0.0, 1e-3);
   EXPECT_GT(s.signal_to_noise, 1e3);
   ASSERT_TRUE(s.momentum_cosine.has_value());
   EXPECT_NEAR(*s.momentum_cosine, 1.0, 1e-6);  // float32 G against its float64 copy
+}
+
+// Logits equal to a parameter vector b whatever the image: with every label 0 the loss is
+// logsumexp(b) - b_0 in closed form.
+class BiasOnly : public Classifier {
+ public:
+  BiasOnly() { b = register_parameter("b", torch::zeros({3})); }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    return b.unsqueeze(0).expand({x.size(0), 3});
+  }
+  torch::Tensor b;
+};
+
+// Along d = (-2, 0, 0) from b = 0 the loss is log(exp(-s) + 2) + s at s = 2 t: it passes 2.0 first
+// at the point whose index the reference's perturb2threshold returns (its counter).
+TEST(Flatness, IsTheIndexOfTheFirstPointAboveTheThresholdAsTheReferences) {
+  const Dataset data = tiny_data(32, /*identical=*/true);  // every label 0
+  BiasOnly net;
+  LocalCommunicator comm;
+  TrainingObjective objective(net, data, tiny_options(false), comm);
+  const TensorList d = {torch::tensor({-2.0, 0.0, 0.0}, torch::kFloat32)};
+  const double increment = 0.25, threshold = 2.0;
+  auto closed_form = [&](int64_t k) {
+    const double s = 2.0 * increment * static_cast<double>(k);
+    return std::log(std::exp(-s) + 2.0) + s;
+  };
+  int64_t expected = 0;
+  while (closed_form(expected) <= threshold) ++expected;
+  ASSERT_EQ(expected, 3);  // losses 1.099, 1.458, 1.862, 2.299
+  const Flatness f = empirical_flatness(objective, d, threshold, increment, 100);
+  EXPECT_TRUE(f.exceeded);
+  EXPECT_EQ(f.steps, expected);
+  EXPECT_NEAR(f.loss, std::log(3.0), 1e-6);
+  EXPECT_NEAR(f.loss_at_end, closed_form(expected), 1e-5);
+  EXPECT_NEAR(f.reference_value, 2.0 * expected, 1e-6);  // ||d|| k
+  EXPECT_NEAR(f.distance, increment * 2.0 * expected, 1e-6);
+  EXPECT_TRUE(torch::equal(net.b, torch::zeros({3})));  // restored
+  // The threshold below the loss at theta: index 0; the cap reached first: k = max_steps.
+  EXPECT_EQ(empirical_flatness(objective, d, 1.0, increment, 100).steps, 0);
+  const Flatness capped = empirical_flatness(objective, d, threshold, increment, 2);
+  EXPECT_FALSE(capped.exceeded);
+  EXPECT_EQ(capped.steps, 2);
+}
+
+// Blocks with different gradients: SNR and B_simple against the formulas applied to the stacked
+// block gradients by torch's own mean and unbiased std (identical blocks would give noise 0
+// whatever the formula).
+TEST(GradientStatistics, SnrAndNoiseScaleOfDifferentBlocksMatchAnIndependentComputation) {
+  const Dataset data = tiny_data(64);
+  auto net = tiny_net();
+  LocalCommunicator comm;
+  TrainingObjective objective(*net, data, tiny_options(false), comm);
+  std::vector<torch::Tensor> rows;
+  objective.for_each_block([&](int64_t, const Block&, const BlockForward& forward) {
+    std::vector<torch::Tensor> flat;
+    for (const auto& g : block_gradient(forward, objective.params()).grads)
+      flat.push_back(g.detach().to(torch::kFloat64).reshape(-1));
+    rows.push_back(torch::cat(flat));
+  });
+  ASSERT_EQ(rows.size(), 4u);
+  const torch::Tensor g = torch::stack(rows);  // [blocks, parameters]
+  const torch::Tensor mu = g.mean(0);
+  const double snr =
+      mu.norm().item<double>() / (g.std(0, /*unbiased=*/true).norm().item<double>() + 1e-10);
+  const double b = 16, n = 64;
+  const double g_small = g.pow(2).sum(1).mean().item<double>(),
+               g_big = mu.pow(2).sum().item<double>();
+  const double noise = (g_small - g_big) / (1 / b - 1 / n),
+               signal = (n * g_big - b * g_small) / (n - b);
+  const GradientStatistics s = gradient_statistics(objective);
+  EXPECT_NEAR(s.signal_to_noise, snr, 1e-6 * snr);
+  EXPECT_GT(s.signal_to_noise, 0.0);
+  EXPECT_LT(s.signal_to_noise, 10.0);  // noisy blocks: not the identical-block regime
+  ASSERT_TRUE(s.noise_scale.has_value()) << s.noise_scale_reason;
+  EXPECT_NEAR(*s.noise_scale, noise / signal, 1e-6 * std::abs(noise / signal));
+  EXPECT_GT(std::abs(*s.noise_scale), 1.0);
+  for (size_t i = 0; i < rows.size(); ++i)
+    EXPECT_NEAR(s.block_gradient_norms[i], rows[i].norm().item<double>(), 1e-6);
+}
+
+// One block: B_simple has no estimator; it is undefined, with the reason, not 0.
+TEST(GradientStatistics, NoiseScaleIsUndefinedOnOneBlock) {
+  const Dataset data = tiny_data(16);
+  auto net = tiny_net();
+  LocalCommunicator comm;
+  TrainingObjective objective(*net, data, tiny_options(false), comm);
+  const GradientStatistics s = gradient_statistics(objective);
+  EXPECT_FALSE(s.noise_scale.has_value());
+  EXPECT_NE(s.noise_scale_reason.find("one block"), std::string::npos) << s.noise_scale_reason;
 }
 
 TEST(Sharpness, IsTheLossRiseAlongTheNormalizedGradient) {
@@ -347,6 +577,9 @@ TEST(Curvature, RecordingDuringTrainingChangesNothingTheRunComputes) {
     EXPECT_TRUE(std::isfinite(fields["top_eigenvalue"].get<double>()));
     EXPECT_GE(fields["curvature_products"].get<int64_t>(), 1);
     EXPECT_LE(fields["curvature_products"].get<int64_t>(), 3);
+    // Three Lanczos iterations on a ResNet: recorded with its convergence flag and residual.
+    ASSERT_TRUE(fields["curvature_converged"].is_boolean());
+    EXPECT_GE(fields["curvature_residual"].get<double>(), 0.0);
   }
   const auto a = plain.state_dict(), b = probed.state_dict();
   ASSERT_EQ(a.size(), b.size());

@@ -255,6 +255,12 @@ TEST(Cli, AnalyzeWritesResumableResultsThatTheReportShows) {
   // Other settings are not mixed into that file.
   EXPECT_EQ(run_command(analyze + " --what landscape analysis.landscape.norm=layer", &out), 2);
   EXPECT_EQ(count_lines(out), 1) << out;
+  // The finite-difference diagnostic refuses regularizer settings it does not follow, in one line.
+  for (const char* setting : {" hyp.sub_batch=16", " hyp.grad_reg.acc_strength=0.1"}) {
+    EXPECT_EQ(run_command(analyze + " --what fd-error" + setting, &out), 2) << setting;
+    EXPECT_EQ(count_lines(out), 1) << out;
+    EXPECT_NE(out.find("fd-error"), std::string::npos) << out;
+  }
 
   ASSERT_EQ(run_command(analyze + " --what interpolation analysis.interpolation.num=3 --to " +
                             (dir / "b/model.pt"), &out), 0) << out;

@@ -381,6 +381,43 @@ TEST(ReportTest, SvgPlotsAreStandaloneAndClean) {
   }
 }
 
+// The curvature plot draws the run's own optimizer's edge of stability (Nesterov by default, heavy
+// ball with nesterov false) and marks unconverged Lanczos points as their own series.
+TEST(ReportTest, CurvaturePlotDrawsTheOptimizersOwnStabilityLine) {
+  for (bool nesterov : {true, false}) {
+    TempDir tmp;
+    const fs::path dir = make_run(tmp.path() / "runs", {"fb1", 0, false, 70.0, 99.0, 10.0, 6});
+    if (!nesterov) {
+      std::string cfg = read_text(dir / "config.yaml");
+      const std::string optim = "  optim:\n    lr: 0.4\n";
+      ASSERT_NE(cfg.find(optim), std::string::npos);
+      cfg.replace(cfg.find(optim), optim.size(), optim + "    nesterov: false\n");
+      write_text(dir / "config.yaml", cfg);
+    }
+    std::istringstream lines(read_text(dir / "metrics.jsonl"));
+    std::ostringstream out;
+    for (std::string line; std::getline(lines, line);) {
+      json j = json::parse(line);
+      j["top_eigenvalue"] = 3.0 + j["step"].get<int>();
+      j["curvature_converged"] = j["step"].get<int>() != 2;
+      out << j.dump() << "\n";
+    }
+    write_text(dir / "metrics.jsonl", out.str());
+    std::ostringstream console;
+    write_report({dir.string()}, (tmp.path() / "out").string(), {}, console);
+    const std::string svg = read_text(tmp.path() / "out" / "top_eigenvalue.svg");
+    expect_good_svg(svg, "top_eigenvalue.svg");
+    EXPECT_NE(svg.find("fb1: 2/lr"), std::string::npos);
+    EXPECT_NE(svg.find("fb1: not converged"), std::string::npos);
+    if (nesterov) {
+      EXPECT_NE(svg.find("(2+2m)/((1+2m) lr) (Nesterov, m=0.9)"), std::string::npos) << svg;
+      EXPECT_EQ(svg.find("(heavy ball"), std::string::npos);
+    } else {
+      EXPECT_NE(svg.find("(2+2m)/lr (heavy ball, m=0.9)"), std::string::npos) << svg;
+    }
+  }
+}
+
 TEST(ReportTest, HtmlIsSelfContained) {
   TempDir tmp;
   auto dirs = make_ladder(tmp.path() / "runs");

@@ -37,12 +37,12 @@ nlohmann::json point_value(TrainingObjective& objective, const FullLossTerms& te
     const BlockGradient g = block_gradient(forward, params);
     const double norm = global_norm(g.grads).item<double>();
     grad_sq_sum += norm * norm;
-    loss_sum += g.loss.item<double>() * objective.block_images(b);
+    loss_sum += g.loss.item<double>() * objective.block_weight();
     correct += g.logits.argmax(1).eq(block.labels.to(g.logits.device())).sum().item<double>();
   });
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params[0].device();
   const std::vector<double> t = sum_over_ranks(objective.comm(), {loss_sum, correct, grad_sq_sum}, device);
-  const double loss = t[0] / objective.images();
+  const double loss = t[0];
   const double theta = global_norm(params).item<double>();
   const double full = loss + terms.weight_decay / 2 * theta * theta +
                       terms.lr / 4 * terms.alpha * t[2] / objective.num_blocks();
@@ -212,10 +212,11 @@ void set_interpolated_state(torch::nn::Module& model, const ModelState& a, const
 }
 
 void compute_interpolation(TrainingObjective& objective, const ModelState& a, const ModelState& b,
-                           const std::vector<double>& ts,
+                           const std::vector<double>& ts, bool recompute_batchnorm,
                            const std::function<nlohmann::json()>& test, ResumableTable& table) {
   for (int64_t p = table.done(); p < static_cast<int64_t>(ts.size()); ++p) {
     set_interpolated_state(objective.model(), a, b, ts[p]);
+    if (recompute_batchnorm) objective.recompute_batchnorm_statistics();
     nlohmann::json line = point_value(objective, FullLossTerms{});
     if (test) line.update(test());
     line["index"] = p;

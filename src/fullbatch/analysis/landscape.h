@@ -77,9 +77,12 @@ ModelState model_state(torch::nn::Module& model);
 void set_interpolated_state(torch::nn::Module& model, const ModelState& a, const ModelState& b, double t);
 
 // The line from state a (t = 0) to state b (t = 1): training objective at each t, and
-// `test(t)` fields (test loss and accuracy) beside it. The model is left at state a.
+// `test(t)` fields (test loss and accuracy) beside it. With `recompute_batchnorm` the BatchNorm
+// running statistics at each t are recomputed over the objective's blocks
+// (TrainingObjective::recompute_batchnorm_statistics) instead of interpolated. The model is left
+// at state a.
 void compute_interpolation(TrainingObjective& objective, const ModelState& a, const ModelState& b,
-                           const std::vector<double>& ts,
+                           const std::vector<double>& ts, bool recompute_batchnorm,
                            const std::function<nlohmann::json()>& test, ResumableTable& table);
 
 }  // namespace fullbatch

@@ -43,8 +43,13 @@ TrainingObjective::TrainingObjective(Classifier& model, const Dataset& data, Obj
       options_(options),
       comm_(comm),
       source_(data, BlockSourceOptions{/*augment=*/false, 0, 0, 0, options.channels_last}) {
-  for (auto& p : model.parameters())
-    if (p.requires_grad()) params_.push_back(p);
+  std::vector<std::string> names;
+  for (auto& item : model.named_parameters())
+    if (item.value().requires_grad()) {
+      params_.push_back(item.value());
+      names.push_back(item.key());
+    }
+  if (options.with_weight_decay) decays_ = parameter_weight_decays(names, options.weight_decay_of);
   const int64_t available = data.train.size();
   images_ = options.data_size > 0 ? std::min(options.data_size, available) : available;
   if (images_ == 0) throw UserError("analysis: the training set is empty (data.size, analysis.data_size)");
@@ -80,7 +85,7 @@ ObjectiveValue TrainingObjective::value(bool with_gradient) {
   if (with_gradient)
     for (const auto& p : params_) gradient.push_back(torch::zeros_like(p));
   for_each_block([&](int64_t b, const Block& block, const BlockForward& forward) {
-    const double weight = static_cast<double>(block_images(b)) / static_cast<double>(images_);
+    const double weight = block_weight();
     const torch::Tensor& labels = block.labels;
     ForwardResult out;
     if (with_gradient) {
@@ -92,26 +97,78 @@ ObjectiveValue TrainingObjective::value(bool with_gradient) {
       torch::NoGradGuard no_grad;
       out = forward();
     }
-    loss_sum += out.loss.item<double>() * block_images(b);
+    loss_sum += out.loss.item<double>() * weight;
     correct += out.logits.argmax(1).eq(labels.to(out.logits.device())).sum().item<double>();
   });
   const torch::Device device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].device();
   const std::vector<double> totals = sum_over_ranks(comm_, {loss_sum, correct}, device);
   sum_over_ranks(comm_, gradient);
-  return {totals[0] / images_, 100.0 * totals[1] / images_, std::move(gradient)};
+  double loss = totals[0];
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < decays_.size(); ++i) {
+    if (decays_[i] == 0) continue;
+    loss += decays_[i] / 2 * params_[i].detach().to(torch::kFloat64).pow(2).sum().item<double>();
+    if (with_gradient) gradient[i].add_(params_[i].detach(), decays_[i]);
+  }
+  return {loss, 100.0 * totals[1] / images_, std::move(gradient)};
 }
 
 TensorList TrainingObjective::hessian_vector_product(const TensorList& v) {
   TensorList hv;
   for (const auto& p : params_) hv.push_back(torch::zeros_like(p));
   for_each_block([&](int64_t b, const Block&, const BlockForward& forward) {
-    const double weight = static_cast<double>(block_images(b)) / static_cast<double>(images_);
+    const double weight = block_weight();
     TensorList part = exact_hessian_vector_product(forward, params_, v);
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < hv.size(); ++i) hv[i].add_(part[i], weight);
   });
   sum_over_ranks(comm_, hv);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < decays_.size(); ++i)
+    if (decays_[i] != 0) hv[i].add_(v[i].to(hv[i].dtype()), decays_[i]);
   return hv;
+}
+
+namespace {
+
+// BatchNorm layers of one dimensionality: momentum set to "cumulative average" and running
+// statistics reset; `restore` puts the momentum back.
+template <typename Holder>
+void reset_for_average(torch::nn::Module& module, std::vector<std::function<void()>>& restore) {
+  using Impl = typename Holder::Impl;
+  for (auto& m : module.modules(/*include_self=*/true))
+    if (auto* bn = m->as<Impl>()) {
+      const auto momentum = bn->options.momentum();
+      bn->options.momentum(c10::nullopt);
+      bn->reset_running_stats();
+      restore.push_back([bn, momentum] { bn->options.momentum(momentum); });
+    }
+}
+
+}  // namespace
+
+void TrainingObjective::recompute_batchnorm_statistics() {
+  torch::NoGradGuard no_grad;
+  const bool training = model_.is_training();
+  std::vector<std::function<void()>> restore;
+  reset_for_average<torch::nn::BatchNorm1d>(model_, restore);
+  reset_for_average<torch::nn::BatchNorm2d>(model_, restore);
+  reset_for_average<torch::nn::BatchNorm3d>(model_, restore);
+  if (restore.empty()) return;
+  model_.train(true);
+  int64_t mine = 0;
+  for (int64_t b = comm_.rank(); b < num_blocks(); b += comm_.world_size(), ++mine)
+    model_.forward(make_block(b).inputs);
+  model_.train(training);
+  for (auto& r : restore) r();
+  // Each rank holds the average over its own blocks: weight by the block count and sum.
+  if (comm_.world_size() > 1) {
+    TensorList stats;
+    for (auto& item : model_.named_buffers())
+      if (item.value().is_floating_point()) stats.push_back(item.value());
+    for (auto& s : stats) s.mul_(static_cast<double>(mine) / static_cast<double>(num_blocks()));
+    comm_.all_reduce_sum(stats);
+  }
 }
 
 }  // namespace fullbatch

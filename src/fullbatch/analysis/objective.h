@@ -1,6 +1,7 @@
 #pragma once
-// The full-batch training loss as a function of the parameters, for analyses: the mean loss over
-// fixed, unaugmented blocks of the training set (data.batch_size images each, in index order),
+// The full-batch training loss as a function of the parameters, for analyses: the mean of the block
+// losses (each block weighted 1/B, as training weights them) over fixed, unaugmented blocks of the
+// training set (data.batch_size images each, in index order),
 // its gradient, per-block gradients and exact Hessian-vector products by double backprop, each
 // summed over the blocks. With several processes, block b belongs to rank b % world and sums go
 // through the Communicator, as training deals its blocks.
@@ -19,7 +20,9 @@
 #include "fullbatch/data/dataset.h"
 #include "fullbatch/distributed/communicator.h"
 #include "fullbatch/models/model.h"
+#include "fullbatch/optim/optimizer.h"
 #include "fullbatch/optim/regularizer.h"
+#include "fullbatch/training/loss.h"
 
 namespace fullbatch {
 
@@ -29,6 +32,11 @@ struct ObjectiveOptions {
   bool batchnorm_train = true;
   double label_smoothing = 0.0;
   bool channels_last = false;
+  // analysis.objective=loss+wd: each parameter's weight decay wd_i (as the optimizer applies it,
+  // parameter_weight_decays) adds wd_i/2 ||theta_i||^2 to the loss, wd_i theta_i to the gradient
+  // and wd_i v_i to H v. Off: the plain loss.
+  bool with_weight_decay = false;
+  OptimizerSettings weight_decay_of;  // the run's optimizer settings the decays come from
 };
 
 // The loss, accuracy and (when asked) gradient of the whole objective.
@@ -48,14 +56,20 @@ class TrainingObjective {
   int64_t images() const { return images_; }
   int64_t num_blocks() const { return static_cast<int64_t>(bounds_.size()); }
   int64_t block_images(int64_t b) const { return bounds_[b].second - bounds_[b].first; }
+  // Each block's weight in the mean loss: 1/B, the trainer's (training/loss.h).
+  double block_weight() const { return full_batch_block_weight(num_blocks()); }
   Communicator& comm() { return comm_; }
 
   ObjectiveValue value(bool with_gradient);
-  // H v of the mean loss, exact (double backprop per block).
+  // H v of the mean loss (plus the weight decay's wd v), exact (double backprop per block).
   TensorList hessian_vector_product(const TensorList& v);
   // Visits this rank's blocks with a forward closure in the analysis' BatchNorm mode, buffers
   // restored afterwards. `visit(block_index, block, forward)`.
   void for_each_block(const std::function<void(int64_t, const Block&, const BlockForward&)>& visit);
+  // Recomputes every BatchNorm layer's running statistics from scratch over the blocks (training
+  // mode, an equal-weight average over blocks and ranks; momentum restored afterwards), as
+  // mode-connectivity work does after interpolating weights. Changes the buffers on purpose.
+  void recompute_batchnorm_statistics();
 
  private:
   Block make_block(int64_t b) const;
@@ -68,6 +82,7 @@ class TrainingObjective {
   TensorList params_;
   std::vector<std::pair<int64_t, int64_t>> bounds_;  // [begin, end) image indices per block
   int64_t images_ = 0;
+  std::vector<double> decays_;  // per parameter; empty without weight decay
 };
 
 // Restores a module's buffers (BatchNorm running statistics) and training mode on destruction.

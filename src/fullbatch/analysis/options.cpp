@@ -1,6 +1,8 @@
 #include "fullbatch/analysis/options.h"
 
 #include "fullbatch/common/parse.h"
+#include "fullbatch/optim/schedule.h"
+#include "fullbatch/training/options.h"
 
 namespace fullbatch {
 
@@ -12,6 +14,8 @@ AnalysisOptions analysis_options(const Config& c, bool channels_last) {
   o.objective.batchnorm_train = a.batchnorm == "train";
   o.objective.label_smoothing = c.hyp.label_smoothing;
   o.objective.channels_last = channels_last;
+  o.objective.with_weight_decay = a.objective == "loss+wd";
+  if (o.objective.with_weight_decay) o.objective.weight_decay_of = trainer_options(c).optimizer;
   o.curvature.lanczos = {a.eigenvalues, a.lanczos_iterations, a.tolerance, c.seed};
   o.curvature.trace_samples = a.trace_samples;
   o.record_trace = a.record_trace;
@@ -23,10 +27,17 @@ AnalysisOptions analysis_options(const Config& c, bool channels_last) {
   o.flatness_max_steps = a.flatness_max_steps;
   o.directions = {parse_direction_norm(a.landscape.norm), a.landscape.ignore_bias_bn, c.seed};
   o.grid.xs = linspace(a.landscape.x.min, a.landscape.x.max, a.landscape.x.num);
-  if (a.landscape.y.num > 0) o.grid.ys = linspace(a.landscape.y.min, a.landscape.y.max, a.landscape.y.num);
-  o.full_loss = {a.landscape.full_loss, c.hyp.optim.weight_decay, c.hyp.optim.lr, c.hyp.grad_reg.block_strength};
+  if (a.landscape.y.num > 0)
+    o.grid.ys = linspace(a.landscape.y.min, a.landscape.y.max, a.landscape.y.num);
   o.interpolation = linspace(a.interpolation.min, a.interpolation.max, a.interpolation.num);
+  o.recompute_batchnorm = a.interpolation_recompute_batchnorm;
   return o;
+}
+
+FullLossTerms full_loss_terms(const Config& c, int64_t step) {
+  const double lr = learning_rate(trainer_options(c).schedule, step);
+  return {c.analysis.landscape.full_loss, c.hyp.optim.weight_decay, lr,
+          c.hyp.grad_reg.block_strength};
 }
 
 }  // namespace fullbatch

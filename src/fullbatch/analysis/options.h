@@ -21,10 +21,16 @@ struct AnalysisOptions {
   int64_t flatness_max_steps = 1000;
   DirectionOptions directions;
   Grid grid;
-  FullLossTerms full_loss;
   std::vector<double> interpolation;  // t values
+  bool recompute_batchnorm = true;    // at each t (analysis.interpolation.recompute_batchnorm)
 };
 
 AnalysisOptions analysis_options(const Config& config, bool channels_last);
+
+// The landscape's "full loss" terms (analysis.landscape.full_loss) for weights from 0-based
+// training step `step` (a checkpoint's step: the steps it has completed, so the next step's lr;
+// hyp.steps for a finished run's weights). The lr is the schedule's at that step, as the
+// reference reads the restored optimizer's current lr, not the base lr.
+FullLossTerms full_loss_terms(const Config& config, int64_t step);
 
 }  // namespace fullbatch

@@ -119,13 +119,12 @@ Flatness empirical_flatness(TrainingObjective& objective, const TensorList& dire
     loss = loss_along(objective, direction, increment * static_cast<double>(f.steps));
   }
   f.exceeded = !(loss <= threshold);
-  // The reference counts the steps taken before the loss exceeded the threshold.
-  const int64_t k = f.exceeded && f.steps > 0 ? f.steps - 1 : f.steps;
+  // The reference (perturb2threshold) returns the counter k of the first point theta_k whose
+  // loss exceeds the threshold: with losses [0.5, 2] and threshold 1 that is 1.
   const double d_norm = norm_of(direction);
   f.loss_at_end = loss;
-  f.reference_value = d_norm * static_cast<double>(k);
+  f.reference_value = d_norm * static_cast<double>(f.steps);
   f.distance = increment * f.reference_value;
-  f.steps = k;
   return f;
 }
 
@@ -142,7 +141,7 @@ GradientStatistics gradient_statistics(TrainingObjective& objective, const Tenso
   objective.for_each_block([&](int64_t b, const Block&, const BlockForward& forward) {
     const BlockGradient g = block_gradient(forward, params);
     torch::NoGradGuard no_grad;
-    const double weight = static_cast<double>(objective.block_images(b)) / objective.images();
+    const double weight = objective.block_weight();
     for (size_t i = 0; i < params.size(); ++i) {
       const torch::Tensor gi = g.grads[i].to(torch::kFloat64);
       sum[i].add_(gi);
@@ -178,7 +177,14 @@ GradientStatistics gradient_statistics(TrainingObjective& objective, const Tenso
   if (n > b) {
     const double noise = (small_sq - mu_sq) / (1.0 / b - 1.0 / n);
     const double signal = (n * mu_sq - b * small_sq) / (n - b);
-    s.noise_scale = signal != 0 ? noise / signal : 0.0;
+    if (signal != 0)
+      s.noise_scale = noise / signal;
+    else
+      s.noise_scale_reason = "the estimate of |G|^2 is 0";
+  } else {
+    s.noise_scale_reason = "B_simple needs more images than one block (used " +
+                           std::to_string(objective.images()) + ", block " +
+                           std::to_string(objective.block_images(0)) + ")";
   }
   if (!momentum.empty()) {
     const double mn = norm_of(momentum);

@@ -7,6 +7,7 @@
 // are the caller's (run/analyze.h, report/).
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "fullbatch/analysis/curvature.h"
@@ -54,9 +55,11 @@ Sharpness sam_sharpness(TrainingObjective& objective, double rho);
 
 // The reference's "empirical flatness": walk theta_k = theta + k * increment * d (d a normalized
 // random direction) until the loss exceeds `threshold` (an absolute loss, as the reference's);
-// k is the number of steps taken before that. The reference reports ||d|| * k; the distance
-// actually travelled is increment * ||d|| * k. Parameters are restored (the reference leaves them
-// perturbed) and the walk stops after max_steps (the reference has no cap).
+// k is the index of the first point theta_k whose loss exceeds it (0 when theta itself does), as
+// the reference's perturb2threshold returns its counter. The reference reports ||d|| * k; the
+// distance to that point is increment * ||d|| * k. Parameters are restored (the reference leaves
+// them perturbed) and the walk stops after max_steps (the reference has no cap; then k =
+// max_steps and `exceeded` is false).
 struct Flatness {
   int64_t steps = 0;              // k
   double reference_value = 0;     // ||d|| * k
@@ -78,7 +81,10 @@ struct GradientStatistics {
   // B_simple = S / G by McCandlish et al.'s unbiased estimators from the block gradients of
   // b images and their mean over the n used: with g_small = mean_b ||g_b||^2, g_big = ||mu||^2,
   // S = (g_small - g_big) / (1/b - 1/n), G = (n g_big - b g_small) / (n - b), as the reference.
-  double noise_scale = 0;
+  // Undefined (empty, with the reason) when the images used are no more than one block, or when
+  // the estimate of |G|^2 is 0.
+  std::optional<double> noise_scale;
+  std::string noise_scale_reason;
   std::optional<double> momentum_cosine;  // cos(momentum buffer, G) when a buffer is given
 };
 GradientStatistics gradient_statistics(TrainingObjective& objective,

@@ -132,6 +132,9 @@ struct Config {
     bool record_trace = false;   // ... and Hutchinson's trace
     int64_t data_size = 0;       // first N training images (unaugmented); 0 = the run's data.size
     std::string batchnorm = "eval";  // eval (running stats, as the reference) or train (batch stats)
+    // What the curvature probes measure: loss (the mean block loss) or loss+wd (plus
+    // hyp.optim.weight_decay/2 ||theta||^2, the objective gradient descent with decay follows).
+    std::string objective = "loss";
     int64_t eigenvalues = 1;
     int64_t lanczos_iterations = 20;
     double tolerance = 1e-3;  // relative Ritz residual at which Lanczos stops early
@@ -149,6 +152,9 @@ struct Config {
       Range y{-1.0, 1.0, 0};   // num 0: a 1-D landscape
     } landscape;
     Range interpolation{0.0, 1.0, 11};  // t from the first checkpoint (0) to the second (1)
+    // At each t, BatchNorm running statistics recomputed over the training blocks (else the two
+    // checkpoints' statistics interpolated linearly).
+    bool interpolation_recompute_batchnorm = true;
   } analysis;
 };
 

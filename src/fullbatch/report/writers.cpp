@@ -11,6 +11,7 @@
 #include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/files.h"
+#include "fullbatch/optim/stability.h"
 #include "fullbatch/report/format.h"
 #include "fullbatch/report/report.h"
 
@@ -173,19 +174,34 @@ PlotSeries row_series(const ReportRow& r, const std::vector<RunRecord>& runs, co
   return s;
 }
 
-// analysis.every_nth_step: the top Hessian eigenvalue against the edge-of-stability thresholds of
-// gradient descent, 2 / lr, and of heavy-ball momentum m, (2 + 2m) / lr.
-const PlotDef kCurvaturePlot = {"top_eigenvalue.svg", "top_eigenvalue",
-                                "Top Hessian eigenvalue (mean over seeds) and 2/lr, (2+2m)/lr",
-                                "eigenvalue (log)", true};
+// analysis.every_nth_step: the top Hessian eigenvalue against 2/lr and the edge of stability of
+// the run's own optimizer (optim/stability.h: heavy ball (2+2m)/lr, Nesterov (2+2m)/((1+2m) lr),
+// none for adaptive optimizers). Points whose Lanczos value had not converged are drawn as their
+// own series, since they underestimate the top eigenvalue.
+const PlotDef kCurvaturePlot = {
+    "top_eigenvalue.svg", "top_eigenvalue",
+    "Top Hessian eigenvalue (mean over seeds) and the optimizer's edge of stability",
+    "eigenvalue (log)", true};
 
-double run_momentum(const RunRecord& run) {
+// The optimizer settings of a run's config, as far as the stability limit needs them.
+OptimizerSettings run_optimizer(const RunRecord& run) {
+  OptimizerSettings s;
   const json& c = run.config;
-  if (c.is_object() && c.contains("hyp") && c["hyp"].contains("optim")) {
-    const double m = detail::json_number(c["hyp"]["optim"], "momentum");
-    if (std::isfinite(m)) return m;
+  if (!c.is_object() || !c.contains("hyp")) return s;
+  const json& hyp = c["hyp"];
+  if (hyp.contains("optim") && hyp["optim"].is_object()) {
+    const json& o = hyp["optim"];
+    if (o.contains("name") && o["name"].is_string()) s.name = o["name"].get<std::string>();
+    const double m = detail::json_number(o, "momentum"), d = detail::json_number(o, "dampening");
+    if (std::isfinite(m)) s.momentum = m;
+    if (std::isfinite(d)) s.dampening = d;
+    if (o.contains("nesterov") && o["nesterov"].is_boolean())
+      s.nesterov = o["nesterov"].get<bool>();
   }
-  return 0.0;
+  if (hyp.contains("optim_modification") && hyp["optim_modification"].contains("name") &&
+      hyp["optim_modification"]["name"].is_string())
+    s.modification.name = hyp["optim_modification"]["name"].get<std::string>();
+  return s;
 }
 
 std::string render_curvature_plot(const std::vector<ReportRow>& rows,
@@ -199,18 +215,36 @@ std::string render_curvature_plot(const std::vector<ReportRow>& rows,
   for (const ReportRow& r : rows) {
     PlotSeries eig = row_series(r, runs, "top_eigenvalue", x);
     if (eig.points.empty()) continue;
-    const double m = r.runs.empty() ? 0.0 : run_momentum(runs[r.runs.front()]);
-    PlotSeries gd{r.name + ": 2/lr", {}}, heavy{r.name + ": (2+2m)/lr", {}};
+    StabilityLimit limit;
+    try {
+      if (!r.runs.empty()) limit = stability_limit(run_optimizer(runs[r.runs.front()]));
+    } catch (const UserError&) {  // a name this version does not know: no line
+    }
+    PlotSeries gd{r.name + ": 2/lr", {}}, edge{r.name + ": " + limit.label, {}};
     // The thresholds where the eigenvalue was measured (same seeds' lr, mean over seeds).
     const std::vector<SeedCurvePoint> lr = curve_over_seeds(r, runs, "lr", x.key);
     for (const SeedCurvePoint& p : lr)
       if (p.mean > 0) {
         gd.points.emplace_back(p.x, 2.0 / p.mean);
-        heavy.points.emplace_back(p.x, (2.0 + 2.0 * m) / p.mean);
+        if (limit.scale) edge.points.emplace_back(p.x, *limit.scale / p.mean);
       }
+    // Unconverged Lanczos values (curvature_converged false in any seed), marked apart.
+    PlotSeries unconverged{r.name + ": not converged", {}};
+    for (size_t i : r.runs)
+      for (const json& m : runs[i].metrics)
+        if (m.contains("curvature_converged") && m["curvature_converged"].is_boolean() &&
+            !m["curvature_converged"].get<bool>() && m.contains("top_eigenvalue") &&
+            m.contains(x.key)) {
+          const double xv = detail::json_number(m, x.key),
+                       ev = detail::json_number(m, "top_eigenvalue");
+          if (std::isfinite(xv) && std::isfinite(ev)) unconverged.points.emplace_back(xv, ev);
+        }
+    std::sort(unconverged.points.begin(), unconverged.points.end());
     spec.series.push_back(std::move(eig));
-    spec.series.push_back(std::move(gd));
-    if (m > 0) spec.series.push_back(std::move(heavy));
+    const bool same_as_gd = limit.scale && *limit.scale == 2.0;
+    if (!same_as_gd) spec.series.push_back(std::move(gd));
+    if (limit.scale) spec.series.push_back(std::move(edge));
+    if (!unconverged.points.empty()) spec.series.push_back(std::move(unconverged));
   }
   return render_svg_plot(spec);
 }

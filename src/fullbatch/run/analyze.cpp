@@ -29,6 +29,7 @@ struct Source {
   Config config;
   ModelState model;      // "conv1.weight", ... parameters and buffers
   TensorList momentum;   // optimizer momentum buffers by parameter index; empty from model.pt
+  int64_t step = 0;      // the steps the weights were trained for (the schedule's position)
 };
 
 ModelState strip_prefix(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
@@ -45,7 +46,7 @@ void apply_user_config(Config& config, const AnalyzeRequest& r) {
 
 Source from_checkpoint_file(const std::string& path, const std::string& run_path, const AnalyzeRequest& r) {
   const Checkpoint ckpt = read_checkpoint(path);
-  Source s{path, run_path, Config{}, strip_prefix(ckpt.state, "model."), {}};
+  Source s{path, run_path, Config{}, strip_prefix(ckpt.state, "model."), {}, ckpt.step};
   apply_yaml_text(s.config, ckpt.config_yaml, "in checkpoint " + path);
   apply_user_config(s.config, r);
   for (int64_t i = 0;; ++i) {
@@ -61,8 +62,9 @@ Source from_weights_file(const std::string& path, const std::string& run_path, c
   std::vector<std::string> configs;
   if (fs::exists(run.config_file())) configs.push_back(run.config_file());
   configs.insert(configs.end(), r.configs.begin(), r.configs.end());
-  Source s{path, run_path, resolve_config("", configs, r.overrides), {}, {}};
+  Source s{path, run_path, resolve_config("", configs, r.overrides), {}, {}, 0};
   s.model = unpickle_state_dict(read_file(path), path);
+  s.step = s.config.hyp.steps;  // a weights file is a finished run's
   return s;
 }
 
@@ -183,11 +185,32 @@ nlohmann::json run_analysis(const AnalyzeRequest& request, std::shared_ptr<Commu
     const Curvature c = measure_curvature(objective, options.curvature);
     nlohmann::json j = curvature_json(c, options.curvature.lanczos);
     j["loss"] = base.loss;
+    j["objective"] = setup->config.analysis.objective;
+    j["objective_note"] =
+        options.objective.with_weight_decay
+            ? "mean block loss (1/B per block) + weight_decay/2 |theta|^2; no regularizer penalty"
+            : "mean block loss (1/B per block); no weight decay, no regularizer penalty";
     j["gradient_pass_seconds"] = gradient_s;
     j["product_cost_in_gradient_passes"] = c.seconds / std::max<int64_t>(c.top.products + (c.trace ? c.trace->products : 0), 1) / gradient_s;
     record("curvature", j);
   }
   if (wants(what, "fd-error")) {
+    // The diagnostic follows the regularizer along g_b on whole blocks; settings under which the
+    // run's regularizer does something else are refused rather than measured as something else.
+    const auto& hyp = setup->config.hyp;
+    const int64_t block = setup->config.data.batch_size;
+    if (hyp.sub_batch > 0 && block / hyp.sub_batch >= 2)
+      throw UserError(
+          "--what fd-error: hyp.sub_batch=" + std::to_string(hyp.sub_batch) +
+          " cuts each block of data.batch_size=" + std::to_string(block) +
+          " into chunks, which the diagnostic does not follow (analyze with data.batch_size=" +
+          std::to_string(hyp.sub_batch) + " to measure chunk-sized blocks)");
+    if (hyp.grad_reg.acc_strength != 0)
+      throw UserError(
+          "--what fd-error: hyp.grad_reg.acc_strength=" +
+          std::to_string(hyp.grad_reg.acc_strength) +
+          " adds the full gradient to the regularizer's direction, which the diagnostic does not "
+          "follow (analyze with hyp.grad_reg.acc_strength=0 to measure the block term)");
     // In training mode whatever analysis.batchnorm says: the regularizer's passes run in it.
     ObjectiveOptions train_mode = options.objective;
     train_mode.batchnorm_train = true;
@@ -215,9 +238,12 @@ nlohmann::json run_analysis(const AnalyzeRequest& request, std::shared_ptr<Commu
     for (auto& m : source.momentum) momentum.push_back(m.to(device));
     if (!momentum.empty() && momentum.size() != objective.params().size()) momentum.clear();
     const GradientStatistics g = gradient_statistics(objective, momentum);
-    nlohmann::json j = {{"parameter_norm", g.parameter_norm}, {"gradient_norm", g.gradient_norm},
+    nlohmann::json j = {{"parameter_norm", g.parameter_norm},
+                        {"gradient_norm", g.gradient_norm},
                         {"block_gradient_norms", g.block_gradient_norms},
-                        {"signal_to_noise", g.signal_to_noise}, {"noise_scale", g.noise_scale}};
+                        {"signal_to_noise", g.signal_to_noise}};
+    j["noise_scale"] = g.noise_scale ? nlohmann::json(*g.noise_scale) : nlohmann::json(nullptr);
+    if (!g.noise_scale) j["noise_scale_reason"] = g.noise_scale_reason;
     if (g.momentum_cosine) j["momentum_cosine"] = *g.momentum_cosine;
     record("gradients", j);
   }
@@ -230,10 +256,12 @@ nlohmann::json run_analysis(const AnalyzeRequest& request, std::shared_ptr<Commu
                              {"x", options.grid.xs}, {"norm", l.norm}, {"ignore_bias_bn", l.ignore_bias_bn},
                              {"seed", setup->config.seed}, {"images", objective.images()},
                              {"batchnorm", result["batchnorm"]}, {"full_loss", l.full_loss}};
+    const FullLossTerms terms = full_loss_terms(setup->config, source.step);
+    if (terms.on) header["full_loss_lr"] = terms.lr;  // the schedule's lr at the source's step
     if (two_d) header["y"] = options.grid.ys;
     const std::string path = (fs::path(out_dir) / (two_d ? "landscape_2d.jsonl" : "landscape_1d.jsonl")).string();
     ResumableTable table(path, header, *comm, device);
-    compute_landscape(objective, options.grid, d1, d2, options.full_loss, table);
+    compute_landscape(objective, options.grid, d1, d2, terms, table);
     result["files"].push_back(path);
   }
   if (wants(what, "interpolation")) {
@@ -243,12 +271,17 @@ nlohmann::json run_analysis(const AnalyzeRequest& request, std::shared_ptr<Commu
       const Evaluation e = evaluate_model(*setup->model, setup->data, setup->trainer.eval, setup->execution, *comm);
       return {{"test_loss", e.loss}, {"test_accuracy", e.accuracy}};
     };
-    nlohmann::json header = {{"kind", "interpolation"}, {"from", source.path}, {"to", other.path},
-                             {"t", options.interpolation}, {"images", objective.images()},
-                             {"batchnorm", result["batchnorm"]}};
+    nlohmann::json header = {{"kind", "interpolation"},
+                             {"from", source.path},
+                             {"to", other.path},
+                             {"t", options.interpolation},
+                             {"images", objective.images()},
+                             {"batchnorm", result["batchnorm"]},
+                             {"recompute_batchnorm", options.recompute_batchnorm}};
     const std::string path = (fs::path(out_dir) / "interpolation.jsonl").string();
     ResumableTable table(path, header, *comm, device);
-    compute_interpolation(objective, a, other.model, options.interpolation, test, table);
+    compute_interpolation(objective, a, other.model, options.interpolation,
+                          options.recompute_batchnorm, test, table);
     result["files"].push_back(path);
   }
   return result;
@@ -260,9 +293,13 @@ nlohmann::json curvature_fields(Trainer& trainer, const AnalysisOptions& options
   CurvatureOptions c = options.curvature;
   if (!options.record_trace) c.trace_samples = 0;
   const Curvature result = measure_curvature(objective, c);
-  nlohmann::json j = {{"top_eigenvalue", result.top.eigenvalues.empty() ? 0.0 : result.top.eigenvalues[0]},
-                      {"curvature_products", result.top.products + (result.trace ? result.trace->products : 0)},
-                      {"curvature_time_s", result.seconds}};
+  nlohmann::json j = {
+      {"top_eigenvalue", result.top.eigenvalues.empty() ? 0.0 : result.top.eigenvalues[0]},
+      {"curvature_products", result.top.products + (result.trace ? result.trace->products : 0)},
+      {"curvature_time_s", result.seconds},
+      // An unconverged Lanczos value underestimates lambda_max: say so per point.
+      {"curvature_converged", result.top.converged},
+      {"curvature_residual", result.top.residuals.empty() ? 0.0 : result.top.residuals[0]}};
   if (result.trace) j["hessian_trace"] = result.trace->trace;
   return j;
 }

@@ -10,6 +10,7 @@
 #include "fullbatch/common/rng.h"
 #include "fullbatch/optim/clip_noise.h"
 #include "fullbatch/optim/regularizer.h"
+#include "fullbatch/training/loss.h"
 #include "fullbatch/training/trainer.h"
 
 namespace fullbatch {
@@ -57,7 +58,7 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
                                                       const std::vector<torch::Tensor>& blocks,
                                                       const TensorList& full_gradient, uint64_t draw) {
   zero_grads();
-  const double weight = 1.0 / static_cast<double>(blocks.size());
+  const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   BlockStats stats = zero_stats();
   for (size_t b = 0; b < blocks.size(); ++b) {
     // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
@@ -135,7 +136,7 @@ void Trainer::add_to_gradient(const TensorList& grads, double weight) {
 TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks,
                                           uint64_t draw) {
   zero_grads();
-  const double weight = 1.0 / static_cast<double>(blocks.size());
+  const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
