@@ -9,6 +9,7 @@
 
 #include "fullbatch/bench/benchmark.h"
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/torch_compat.h"
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/training/runtime.h"
 #include "fullbatch/training/trainer.h"
@@ -125,6 +126,30 @@ TEST(Runtime, MixedPrecisionOnTheCpuIsBf16Only) {
     EXPECT_EQ(a.matmul(a).scalar_type(), torch::kBFloat16);
   }
   EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat) << "the scope must restore fp32";
+}
+
+// torch_compat.h's autocast calls keep CPU and CUDA apart, as libtorch does on either version;
+// CUDA's switch can be set and read back without a GPU.
+TEST(Runtime, CompatAutocastStateIsPerDeviceType) {
+  const auto cpu = c10::DeviceType::CPU, cuda = c10::DeviceType::CUDA;
+  const bool cpu_was = compat::autocast_enabled(cpu), cuda_was = compat::autocast_enabled(cuda);
+  const auto cpu_dtype = compat::autocast_dtype(cpu), cuda_dtype = compat::autocast_dtype(cuda);
+  EXPECT_FALSE(cpu_was);
+  EXPECT_FALSE(cuda_was);
+  compat::set_autocast(cuda, true, torch::kHalf);
+  EXPECT_TRUE(compat::autocast_enabled(cuda));
+  EXPECT_EQ(compat::autocast_dtype(cuda), torch::kHalf);
+  EXPECT_FALSE(compat::autocast_enabled(cpu)) << "CUDA's switch turned the CPU's on";
+  EXPECT_EQ(compat::autocast_dtype(cpu), cpu_dtype);
+  const auto a = torch::ones({2, 2});
+  EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat) << "CUDA autocast changed a CPU matmul";
+  compat::set_autocast(cuda, cuda_was, cuda_dtype);
+  compat::set_autocast(cpu, true, torch::kBFloat16);
+  EXPECT_EQ(a.matmul(a).scalar_type(), torch::kBFloat16);
+  compat::set_autocast(cpu, cpu_was, cpu_dtype);
+  EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat);
+  EXPECT_FALSE(compat::autocast_enabled(cuda));
+  EXPECT_EQ(compat::autocast_dtype(cuda), cuda_dtype);
 }
 
 TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {

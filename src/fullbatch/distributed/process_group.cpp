@@ -1,7 +1,6 @@
 #include "fullbatch/distributed/process_group.h"
 
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -11,6 +10,7 @@
 
 #include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/torch_compat.h"
 
 // The c10d headers only declare their backends when these are defined; CMake defines
 // FULLBATCH_WITH_GLOO / FULLBATCH_WITH_NCCL after checking that the headers exist.
@@ -32,13 +32,7 @@
 namespace fullbatch {
 namespace {
 
-
-#if defined(FULLBATCH_WITH_GLOO) && TORCH_VERSION_MAJOR >= 2
-// Since PyTorch 2.0 the Gloo and NCCL classes are Backends of a ProcessGroup.
-using Group = c10d::Backend;
-#elif defined(FULLBATCH_WITH_GLOO)
-using Group = c10d::ProcessGroup;
-#endif
+using Group = compat::C10dBackend;
 constexpr int64_t kBucketBytes = 25 << 20;
 
 int env_int(const char* name, int fallback, int min_value) {

@@ -5,7 +5,6 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -13,51 +12,13 @@
 #include <thread>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/torch_compat.h"
 
 #ifdef FULLBATCH_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-// PyTorch 2.4 replaced the CUDA-only autocast setters by per-device-type ones.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define FULLBATCH_AUTOCAST_PER_DEVICE 1
-#endif
-
 namespace fullbatch {
-namespace {
-
-// Autocast state is per device type: CUDA and CPU each have their own switch and dtype.
-struct AutocastState {
-  bool enabled;
-  torch::ScalarType dtype;
-};
-
-AutocastState autocast_state(c10::DeviceType type) {
-#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  return {at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
-#else
-  if (type == c10::DeviceType::CUDA)
-    return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
-  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
-#endif
-}
-
-void set_autocast(c10::DeviceType type, bool enabled, torch::ScalarType dtype) {
-#ifdef FULLBATCH_AUTOCAST_PER_DEVICE
-  at::autocast::set_autocast_dtype(type, dtype);
-  at::autocast::set_autocast_enabled(type, enabled);
-#else
-  if (type == c10::DeviceType::CUDA) {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(enabled);
-  } else {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-    at::autocast::set_cpu_enabled(enabled);
-  }
-#endif
-}
-
-}  // namespace
 
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
@@ -76,7 +37,8 @@ void set_threads(int64_t threads) {
 }
 
 torch::Device resolve_device(const std::string& device) {
-  if (device == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (device == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
   if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
     throw UserError("config key 'impl.device': '" + device +
                     "' requested but this libtorch sees no CUDA device");
@@ -87,8 +49,9 @@ torch::ScalarType autocast_dtype(Precision precision, const torch::Device& devic
   if (precision == Precision::kNone) return torch::kFloat;
   const std::string name = to_string(precision);
   if (!device.is_cuda() && !device.is_cpu())
-    throw UserError("config key 'impl.mixed_precision': " + name + " autocast is not supported on " +
-                    device.str() + "; use impl.mixed_precision=none");
+    throw UserError("config key 'impl.mixed_precision': " + name +
+                    " autocast is not supported on " + device.str() +
+                    "; use impl.mixed_precision=none");
   if (precision == Precision::kFp16 && device.is_cpu())
     throw UserError(
         "config key 'impl.mixed_precision': fp16 autocast is CUDA-only; use bf16 on the CPU");
@@ -125,16 +88,15 @@ AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtyp
   if (dtype == torch::kFloat || !(device.is_cuda() || device.is_cpu())) return;
   active_ = true;
   type_ = device.type();
-  const AutocastState previous = autocast_state(type_);
-  was_enabled_ = previous.enabled;
-  previous_dtype_ = previous.dtype;
+  was_enabled_ = compat::autocast_enabled(type_);
+  previous_dtype_ = compat::autocast_dtype(type_);
   at::autocast::increment_nesting();
-  set_autocast(type_, true, dtype);
+  compat::set_autocast(type_, true, dtype);
 }
 
 AutocastScope::~AutocastScope() {
   if (!active_) return;
-  set_autocast(type_, was_enabled_, previous_dtype_);
+  compat::set_autocast(type_, was_enabled_, previous_dtype_);
   // Like torch.autocast's __exit__: the outermost scope drops the cached low-precision weights.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
 }
