@@ -132,15 +132,17 @@ TEST(Runtime, MixedPrecisionOnTheCpuIsBf16Only) {
 // CUDA's switch can be set and read back without a GPU.
 TEST(Runtime, CompatAutocastStateIsPerDeviceType) {
   const auto cpu = c10::DeviceType::CPU, cuda = c10::DeviceType::CUDA;
-  const bool cpu_was = compat::autocast_enabled(cpu), cuda_was = compat::autocast_enabled(cuda);
-  const auto cpu_dtype = compat::autocast_dtype(cpu), cuda_dtype = compat::autocast_dtype(cuda);
+  const bool cpu_was = compat::autocast_state(cpu).enabled;
+  const bool cuda_was = compat::autocast_state(cuda).enabled;
+  const auto cpu_dtype = compat::autocast_state(cpu).dtype;
+  const auto cuda_dtype = compat::autocast_state(cuda).dtype;
   EXPECT_FALSE(cpu_was);
   EXPECT_FALSE(cuda_was);
   compat::set_autocast(cuda, true, torch::kHalf);
-  EXPECT_TRUE(compat::autocast_enabled(cuda));
-  EXPECT_EQ(compat::autocast_dtype(cuda), torch::kHalf);
-  EXPECT_FALSE(compat::autocast_enabled(cpu)) << "CUDA's switch turned the CPU's on";
-  EXPECT_EQ(compat::autocast_dtype(cpu), cpu_dtype);
+  EXPECT_TRUE(compat::autocast_state(cuda).enabled);
+  EXPECT_EQ(compat::autocast_state(cuda).dtype, torch::kHalf);
+  EXPECT_FALSE(compat::autocast_state(cpu).enabled) << "CUDA's switch turned the CPU's on";
+  EXPECT_EQ(compat::autocast_state(cpu).dtype, cpu_dtype);
   const auto a = torch::ones({2, 2});
   EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat) << "CUDA autocast changed a CPU matmul";
   compat::set_autocast(cuda, cuda_was, cuda_dtype);
@@ -148,8 +150,8 @@ TEST(Runtime, CompatAutocastStateIsPerDeviceType) {
   EXPECT_EQ(a.matmul(a).scalar_type(), torch::kBFloat16);
   compat::set_autocast(cpu, cpu_was, cpu_dtype);
   EXPECT_EQ(a.matmul(a).scalar_type(), torch::kFloat);
-  EXPECT_FALSE(compat::autocast_enabled(cuda));
-  EXPECT_EQ(compat::autocast_dtype(cuda), cuda_dtype);
+  EXPECT_FALSE(compat::autocast_state(cuda).enabled);
+  EXPECT_EQ(compat::autocast_state(cuda).dtype, cuda_dtype);
 }
 
 TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {

@@ -32,21 +32,19 @@ using C10dBackend = c10d::ProcessGroup;
 
 // Autocast keeps one switch and one low-precision dtype per device type (CPU, CUDA). PyTorch 2.4
 // made these calls generic over the device type and deprecated the CUDA- and CPU-named ones.
-inline bool autocast_enabled(c10::DeviceType type) {
-#if FULLBATCH_TORCH_AT_LEAST(2, 4)
-  return at::autocast::is_autocast_enabled(type);
-#else
-  return type == c10::DeviceType::CUDA ? at::autocast::is_enabled()
-                                       : at::autocast::is_cpu_enabled();
-#endif
-}
+struct AutocastState {
+  bool enabled;
+  c10::ScalarType dtype;
+};
 
-inline c10::ScalarType autocast_dtype(c10::DeviceType type) {
+inline AutocastState autocast_state(c10::DeviceType type) {
 #if FULLBATCH_TORCH_AT_LEAST(2, 4)
-  return at::autocast::get_autocast_dtype(type);
+  return {at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
 #else
-  return type == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
-                                       : at::autocast::get_autocast_cpu_dtype();
+  if (type == c10::DeviceType::CUDA) {
+    return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  }
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
 #endif
 }
 

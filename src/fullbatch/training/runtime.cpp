@@ -88,8 +88,9 @@ AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtyp
   if (dtype == torch::kFloat || !(device.is_cuda() || device.is_cpu())) return;
   active_ = true;
   type_ = device.type();
-  was_enabled_ = compat::autocast_enabled(type_);
-  previous_dtype_ = compat::autocast_dtype(type_);
+  const compat::AutocastState previous = compat::autocast_state(type_);
+  was_enabled_ = previous.enabled;
+  previous_dtype_ = previous.dtype;
   at::autocast::increment_nesting();
   compat::set_autocast(type_, true, dtype);
 }
