@@ -124,7 +124,9 @@ def read_weights(path):
     if not (data.startswith(b"PK") or data.startswith(b"\x80")):  # zip or legacy pickle: torch.save
         return read_safetensors(path, data)
     try:
-        state = torch.load(path, map_location="cpu")
+        # fullbatch's weights files carry libtorch's type tags, which PyTorch >= 2.6 refuses
+        # under its default weights_only=True; they are the user's own run's files.
+        state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch.load raises many kinds for a damaged file
         raise ExportError(f"weights file {path}: not readable by torch.load ({one_line(e, 120)})")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

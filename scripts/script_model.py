@@ -91,7 +91,9 @@ def main():
     if not isinstance(model, torch.nn.Module):
         sys.exit(f"script_model.py: {a.model} returned {type(model).__name__}, not an nn.Module")
     if a.weights:
-        state = torch.load(a.weights, map_location="cpu")
+        # weights_only=False: a fullbatch model.pt carries libtorch's type tags, which
+        # PyTorch >= 2.6 refuses by default; --weights is the user's own file.
+        state = torch.load(a.weights, map_location="cpu", weights_only=False)
         model.load_state_dict(state, strict=True)
     model.train()
     if a.trace:

