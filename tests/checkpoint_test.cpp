@@ -127,20 +127,9 @@ std::vector<std::string> tiny_run_args(const std::string& data_dir,
   return a;
 }
 
-// metrics.jsonl without the wall-clock fields, which no two runs share.
-std::vector<nlohmann::json> results_of(const std::string& metrics) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(testing::read_text(metrics));
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    for (const char* k : {"step_time_s", "time_s", "images_per_s"}) j.erase(k);
-    out.push_back(j);
-  }
-  return out;
-}
-
 void expect_same_results(const std::string& reference, const std::string& resumed) {
-  EXPECT_EQ(results_of(reference + "/metrics.jsonl"), results_of(resumed + "/metrics.jsonl"));
+  EXPECT_EQ(testing::results_of(reference + "/metrics.jsonl"),
+            testing::results_of(resumed + "/metrics.jsonl"));
   auto a = unpickle_state_dict(read_file(reference + "/model.pt"), "reference");
   auto b = unpickle_state_dict(read_file(resumed + "/model.pt"), "resumed");
   ASSERT_EQ(a.size(), b.size());

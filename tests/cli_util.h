@@ -7,6 +7,8 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +18,19 @@ namespace fullbatch::testing {
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// metrics.jsonl without the wall-clock fields, which no two runs share: what a resumed run must
+// reproduce exactly.
+inline std::vector<nlohmann::json> results_of(const std::string& metrics) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_text(metrics));
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    for (const char* k : {"step_time_s", "time_s", "images_per_s"}) j.erase(k);
+    out.push_back(j);
+  }
+  return out;
 }
 
 inline int count_lines(const std::string& path) {

@@ -165,17 +165,6 @@ TEST(TorchScript, DoubleBackpropGivesTheFiniteDifferenceLimitOfTheHvp) {
 
 // ---- kill -9 and resume ----
 
-std::vector<nlohmann::json> results_of(const std::string& metrics) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(testing::read_text(metrics));
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    for (const char* k : {"step_time_s", "time_s", "images_per_s"}) j.erase(k);
-    out.push_back(j);
-  }
-  return out;
-}
-
 TEST(TorchScript, KilledAndResumedRunIsBitIdentical) {
   REQUIRE_PYTHON_TORCH();
   TempDir dir;
@@ -214,7 +203,8 @@ TEST(TorchScript, KilledAndResumedRunIsBitIdentical) {
       testing::wait_exit(testing::spawn_cli({"train", "--quiet", "--resume", run}, dir / "2.log")),
       0)
       << testing::read_text(dir / "1.log") << testing::read_text(dir / "2.log");
-  EXPECT_EQ(results_of(dir / "ref/metrics.jsonl"), results_of(run + "/metrics.jsonl"));
+  EXPECT_EQ(testing::results_of(dir / "ref/metrics.jsonl"),
+            testing::results_of(run + "/metrics.jsonl"));
   auto a = unpickle_state_dict(read_file(dir / "ref/model.pt"), "reference");
   auto b = unpickle_state_dict(read_file(run + "/model.pt"), "resumed");
   ASSERT_EQ(a.size(), b.size());
