@@ -11,8 +11,8 @@
 #include "fullbatch/common/files.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/data/dataset.h"
-#include "fullbatch/run/sweep.h"
 #include "fullbatch/report/report.h"
+#include "fullbatch/run/sweep.h"
 
 namespace fullbatch::cli {
 namespace {
@@ -64,13 +64,28 @@ int cmd_sweep(const SweepArgs& a) {
   return run_and_report(sweep);
 }
 
-int cmd_demo(const SweepArgs& a) {
+struct DemoArgs {
+  SweepArgs sweep;
+  bool reproduce = false;
+  ReproduceScale scale;
+};
+
+int cmd_demo(const DemoArgs& a) {
   Sweep sweep;
-  sweep.rows = demo_ladder();
-  sweep.seeds = {0, 1, 2};
-  sweep.out_dir = "runs/demo";
-  sweep.common_overrides = demo_defaults();
-  apply_common(sweep, a);
+  if (a.reproduce) {
+    if (a.scale.images < 128 || a.scale.width < 1)
+      throw UserError("demo --reproduce: --images must be >= 128 (one block) and --width >= 1");
+    sweep.rows = reproduce_ladder();
+    sweep.seeds = {0};
+    sweep.out_dir = "runs/reproduce";
+    sweep.common_overrides = reproduce_defaults(a.scale);
+  } else {
+    sweep.rows = demo_ladder();
+    sweep.seeds = {0, 1, 2};
+    sweep.out_dir = "runs/demo";
+    sweep.common_overrides = demo_defaults();
+  }
+  apply_common(sweep, a.sweep);
   return run_and_report(sweep);
 }
 
@@ -85,7 +100,8 @@ std::map<std::string, std::string> dataset_paths(const std::vector<std::string>&
   for (const auto& a : assignments) {
     const auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0)
-      throw UserError("study: --path '" + a + "' must be NAME=DIR (e.g. cifar10=../shared/data/cifar10)");
+      throw UserError("study: --path '" + a +
+                      "' must be NAME=DIR (e.g. cifar10=../shared/data/cifar10)");
     out[a.substr(0, eq)] = a.substr(eq + 1);
   }
   return out;
@@ -162,18 +178,28 @@ void add_sweep_options(CLI::App* s, SweepArgs& a) {
 }  // namespace
 
 void add_experiment_commands(CLI::App& app, Commands& out) {
-  auto demo = std::make_shared<SweepArgs>();
+  auto demo = std::make_shared<DemoArgs>();
   auto* d = app.add_subcommand(
       "demo", "the paper's ladder at laptop scale on Fashion-MNIST, 3 seeds, with a report");
-  add_sweep_options(d, *demo);
+  add_sweep_options(d, demo->sweep);
+  d->add_flag("--reproduce", demo->reproduce,
+              "the paper's CIFAR-10 protocol unchanged (3000 steps, its lrs and clipping) on a "
+              "subset, one seed, about 2 h on 2 cores; give data.path=CIFAR10_DIR");
+  d->add_option("--images", demo->scale.images, "--reproduce: CIFAR-10 training images")
+      ->capture_default_str();
+  d->add_option("--width", demo->scale.width, "--reproduce: ResNet-18 width")
+      ->capture_default_str();
   out.push_back({d, [demo] { return cmd_demo(*demo); }});
 
   auto study = std::make_shared<StudyArgs>();
   auto* st = app.add_subcommand(
-      "study", "the demo's ladder plus SGD at equal compute on every dataset present, a report each");
-  st->add_option("--datasets", study->datasets, "datasets, e.g. --datasets fashion-mnist,cifar10 (default: all)")
+      "study",
+      "the demo's ladder plus SGD at equal compute on every dataset present, a report each");
+  st->add_option("--datasets", study->datasets,
+                 "datasets, e.g. --datasets fashion-mnist,cifar10 (default: all)")
       ->delimiter(',');
-  st->add_option("--path", study->paths, "NAME=DIR where a dataset's files are, e.g. cifar10=../shared/data/cifar10");
+  st->add_option("--path", study->paths,
+                 "NAME=DIR where a dataset's files are, e.g. cifar10=../shared/data/cifar10");
   add_sweep_options(st, study->sweep);
   out.push_back({st, [study] { return cmd_study(*study); }});
 
@@ -181,7 +207,8 @@ void add_experiment_commands(CLI::App& app, Commands& out) {
   auto* s = app.add_subcommand("sweep", "presets (or a YAML file of runs) x seeds, resumable");
   s->add_option("--presets", sweep->presets, "preset names, e.g. --presets base_sgd,fb1")
       ->delimiter(',');
-  s->add_option("--file", sweep->file, "YAML file with runs: [...], seeds: [...], overrides: {...}");
+  s->add_option("--file", sweep->file,
+                "YAML file with runs: [...], seeds: [...], overrides: {...}");
   add_sweep_options(s, *sweep);
   out.push_back({s, [sweep] { return cmd_sweep(*sweep); }});
 

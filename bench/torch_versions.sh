@@ -4,7 +4,8 @@
 # the 2.x/1.13 time ratio (below 1: 2.x is faster). Build both first (scripts/build.sh,
 # scripts/test_torch2.sh). Measures: the plain and the regularized full-batch step in fp32 and
 # with bf16 autocast (fullbatch bench), and one exact Hessian-vector product in gradient passes
-# (fullbatch analyze --what curvature, as in docs/analysis.md).
+# (fullbatch analyze --what curvature, as in docs/analysis.md). REPEATS (default 3): rounds of
+# the step measurements.
 #   bash bench/torch_versions.sh [DATA_DIR] [extra key=value ...]   (FULLBATCH_113=, FULLBATCH_2X=:
 #   other binaries)
 set -euo pipefail
@@ -22,14 +23,26 @@ run() {  # run LOG COMMAND...: the command's output goes to LOG, shown when it f
 json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 printf '%-44s %10s %10s %8s\n' "what" "1.13" "2.x" "2.x/1.13"
 row() { printf '%-44s %10.3f %10.3f %8.2f\n' "$1" "$2" "$3" "$(python3 -c "print($3 / $2)")"; }
+# REPEATS rounds alternate the builds (1.13, 2.x, 1.13, ...) and the table takes each side's
+# median, so load that comes and goes on a shared machine hits both sides alike.
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 for prec in none bf16; do
-  for v in 1.13 2.x; do
-    run "$W/bench_${prec}_$v.log" "${BIN[$v]}" bench "${COMMON[@]}" impl.mixed_precision=$prec \
-      steps=3 warmup=1 parts=reg --json "$W/bench_${prec}_$v.json"
+  for ((r = 0; r < ${REPEATS:-3}; r++)); do
+    for v in 1.13 2.x; do
+      run "$W/bench_${prec}_${v}_$r.log" "${BIN[$v]}" bench "${COMMON[@]}" impl.mixed_precision=$prec \
+        steps=3 warmup=1 parts=reg --json "$W/bench_${prec}_${v}_$r.json"
+    done
   done
   for part in full_batch regularized; do
-    row "$part step, $prec (s)" "$(json "$W/bench_${prec}_1.13.json" "j['$part']['step_s_median'] if '$part' in j else j['step_s_median']")" \
-      "$(json "$W/bench_${prec}_2.x.json" "j['$part']['step_s_median'] if '$part' in j else j['step_s_median']")"
+    declare -A T=()
+    for v in 1.13 2.x; do
+      xs=()
+      for ((r = 0; r < ${REPEATS:-3}; r++)); do
+        xs+=("$(json "$W/bench_${prec}_${v}_$r.json" "j['$part']['step_s_median'] if '$part' in j else j['step_s_median']")")
+      done
+      T[$v]=$(median "${xs[@]}")
+    done
+    row "$part step, $prec (s)" "${T[1.13]}" "${T[2.x]}"
   done
 done
 # One exact Hessian-vector product over one block of 128 images, in gradient passes.

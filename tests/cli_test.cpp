@@ -6,6 +6,7 @@
 
 #include "fullbatch/common/files.h"
 #include "fullbatch/config/presets.h"
+#include "fullbatch/config/resolve.h"
 #include "fullbatch/run/sweep.h"
 #include "test_util.h"
 
@@ -38,7 +39,8 @@ TEST_P(PresetRun, RunsTwoStepsOnATinySubset) {
   TempDir dir;
   const std::string preset = GetParam();
   std::string out;
-  int rc = run_command(kCli + " train --preset " + preset + " --out " + (dir / "run") + kTiny, &out);
+  int rc =
+      run_command(kCli + " train --preset " + preset + " --out " + (dir / "run") + kTiny, &out);
   ASSERT_EQ(rc, 0) << preset << ":\n" << out;
   auto summary = summary_of(dir / "run");
   EXPECT_EQ(summary["status"], "completed");
@@ -114,7 +116,8 @@ TEST(Cli, PresetsListsEveryPaperRowWithItsNumber) {
 TEST(Cli, EvalReproducesTheFinalAccuracy) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   TempDir dir;
-  ASSERT_EQ(run_command(kCli + " train --out " + (dir / "run") + kTiny + " model.name=simplecnn"), 0);
+  ASSERT_EQ(run_command(kCli + " train --out " + (dir / "run") + kTiny + " model.name=simplecnn"),
+            0);
   std::string out;
   ASSERT_EQ(run_command(kCli + " eval --checkpoint " + (dir / "run/model.pt"), &out), 0) << out;
   auto result = nlohmann::json::parse(out.substr(out.find('{')));
@@ -132,7 +135,8 @@ TEST(Cli, SweepIsResumableAndEndsWithAReport) {
   ASSERT_EQ(run_command(sweep, &out), 0) << out;
   for (const char* run : {"base_sgd_s0", "base_sgd_s1", "fb1_s0", "fb1_s1"})
     EXPECT_EQ(summary_of(dir / ("sweep/" + std::string(run)))["status"], "completed") << run;
-  for (const char* f : {"report.md", "report.csv", "report.json", "report.html", "val_accuracy.svg"})
+  for (const char* f :
+       {"report.md", "report.csv", "report.json", "report.html", "val_accuracy.svg"})
     EXPECT_TRUE(fs::exists(dir / ("sweep/report/" + std::string(f)))) << f;
   EXPECT_NE(out.find("| base_sgd"), std::string::npos) << out;
 
@@ -160,9 +164,9 @@ namespace {
 TEST(Cli, StudySkipsDatasetsThatAreNotPresent) {
   TempDir dir;
   std::string out;
-  int rc = run_command(kCli + " study --quiet --datasets mnist --path mnist=/nonexistent --out " +
-                           (dir / "study"),
-                       &out);
+  int rc = run_command(
+      kCli + " study --quiet --datasets mnist --path mnist=/nonexistent --out " + (dir / "study"),
+      &out);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("study: mnist skipped"), std::string::npos) << out;
   EXPECT_NE(out.find("/nonexistent"), std::string::npos) << out;
@@ -197,6 +201,35 @@ TEST(Cli, StudyAddsSgdAtTheFullBatchRowsPasses) {
   EXPECT_EQ(rows.size(), demo_ladder().size() + 1);
 }
 
+// The reproduction changes the data and the model, never the paper's protocol: every row
+// resolves to its preset's hyper-parameters, only the evaluation cadence, data and model differ.
+TEST(Cli, ReproduceKeepsThePapersPresetsUnchanged) {
+  const ReproduceScale scale{640, 8};
+  const std::vector<std::string> common = reproduce_defaults(scale);
+  const std::vector<SweepRow> rows = reproduce_ladder();
+  ASSERT_EQ(rows.size(), 5u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.name, row.preset);
+    std::vector<std::string> o = row.overrides;
+    o.insert(o.end(), common.begin(), common.end());
+    const Config got = resolve_config(row.preset, {}, o);
+    const Config paper = resolve_config(row.preset, {}, {});
+    EXPECT_EQ(got.hyp.steps, paper.hyp.steps) << row.name;
+    EXPECT_EQ(got.hyp.warmup, paper.hyp.warmup) << row.name;
+    EXPECT_EQ(got.hyp.optim.lr, paper.hyp.optim.lr) << row.name;
+    EXPECT_EQ(got.hyp.grad_clip, paper.hyp.grad_clip) << row.name;
+    EXPECT_EQ(got.hyp.grad_reg.block_strength, paper.hyp.grad_reg.block_strength) << row.name;
+    EXPECT_EQ(got.data.size, 640) << row.name;
+    EXPECT_EQ(got.model.width, 8) << row.name;
+    EXPECT_EQ(got.data.name, "cifar10") << row.name;
+    // What differs from the preset: only data, model and bookkeeping keys.
+    for (const auto& d : result_differences(got, paper))
+      EXPECT_TRUE(d.rfind("data.", 0) == 0 || d.rfind("model.", 0) == 0) << row.name << ": " << d;
+  }
+  EXPECT_EQ(resolve_config("fb2", {}, {}).hyp.steps, 3000);
+  EXPECT_EQ(resolve_config("gradreg", {}, {}).hyp.optim.lr, 0.8);
+}
+
 TEST(Cli, DryRunReportsTheFixedAugmentationTableWithoutTraining) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   testing::TempDir dir;
@@ -229,17 +262,23 @@ TEST(Cli, AnalyzeWritesResumableResultsThatTheReportShows) {
   std::string out;
   ASSERT_EQ(run_command(kCli + " train --preset fb1 --out " + (dir / "a") + tiny +
                             " analysis.every_nth_step=1 analysis.lanczos_iterations=3",
-                        &out), 0) << out;
-  ASSERT_EQ(run_command(kCli + " train --preset base_sgd --out " + (dir / "b") + tiny, &out), 0) << out;
+                        &out),
+            0)
+      << out;
+  ASSERT_EQ(run_command(kCli + " train --preset base_sgd --out " + (dir / "b") + tiny, &out), 0)
+      << out;
   const std::string metrics = read_file(dir / "a/metrics.jsonl");
   EXPECT_EQ(count_lines(metrics), 2);
   EXPECT_NE(metrics.find("\"top_eigenvalue\""), std::string::npos);
 
-  const std::string analyze = kCli + " analyze --checkpoint " + (dir / "a") +
-                              " analysis.data_size=64 analysis.trace_samples=2 analysis.landscape.xnum=7";
-  ASSERT_EQ(run_command(analyze + " --what curvature,fd-error,sam,flatness,gradients,landscape", &out), 0) << out;
-  for (const char* f : {"curvature.json", "fd_error.json", "sam.json", "flatness.json", "gradients.json",
-                        "landscape_1d.jsonl", "landscape_1d.svg", "fd_error.svg"})
+  const std::string analyze =
+      kCli + " analyze --checkpoint " + (dir / "a") +
+      " analysis.data_size=64 analysis.trace_samples=2 analysis.landscape.xnum=7";
+  ASSERT_EQ(
+      run_command(analyze + " --what curvature,fd-error,sam,flatness,gradients,landscape", &out), 0)
+      << out;
+  for (const char* f : {"curvature.json", "fd_error.json", "sam.json", "flatness.json",
+                        "gradients.json", "landscape_1d.jsonl", "landscape_1d.svg", "fd_error.svg"})
     EXPECT_TRUE(fs::exists(dir / ("a/analysis/" + std::string(f)))) << f << "\n" << out;
   const auto curvature = nlohmann::json::parse(read_file(dir / "a/analysis/curvature.json"));
   EXPECT_TRUE(curvature["trace"].contains("estimate"));
@@ -263,11 +302,17 @@ TEST(Cli, AnalyzeWritesResumableResultsThatTheReportShows) {
   }
 
   ASSERT_EQ(run_command(analyze + " --what interpolation analysis.interpolation.num=3 --to " +
-                            (dir / "b/model.pt"), &out), 0) << out;
+                            (dir / "b/model.pt"),
+                        &out),
+            0)
+      << out;
   EXPECT_TRUE(fs::exists(dir / "a/analysis/interpolation_loss.svg"));
   EXPECT_EQ(count_lines(read_file(dir / "a/analysis/interpolation.jsonl")), 4);
 
-  ASSERT_EQ(run_command(kCli + " report --out " + (dir / "report") + " " + (dir / "a") + " " + (dir / "b"), &out), 0)
+  ASSERT_EQ(
+      run_command(
+          kCli + " report --out " + (dir / "report") + " " + (dir / "a") + " " + (dir / "b"), &out),
+      0)
       << out;
   EXPECT_TRUE(fs::exists(dir / "report/top_eigenvalue.svg"));
   const std::string md = read_file(dir / "report/report.md");

@@ -59,6 +59,28 @@ std::vector<SweepRow> demo_ladder() {
   };
 }
 
+// The reproduction keeps every hyper-parameter of the paper's presets (3000 steps, warm-up 400,
+// cosine-4000, lr 0.4/0.8, clipping 0.25, regularizer 0.5) and shrinks only the data and the
+// model, so it runs overnight on a laptop (docs/demo.md: how its size was measured).
+std::vector<SweepRow> reproduce_ladder() {
+  // About ten evaluations a run, at the paper's own cadence of SGD epochs and full-batch steps,
+  // and a checkpoint every few minutes so an interrupted night resumes where it stopped.
+  const std::vector<std::string> sgd = {"impl.validate_every_nth_step=30",
+                                        "impl.checkpoint.save_every_nth_step=10"};
+  const std::vector<std::string> full_batch = {"impl.validate_every_nth_step=300",
+                                               "impl.checkpoint.save_every_nth_step=50"};
+  return {{"base_sgd", "base_sgd", sgd},
+          {"fb1", "fb1", sgd},
+          {"fb2", "fb2", full_batch},
+          {"fbclip", "fbclip", full_batch},
+          {"gradreg", "gradreg", full_batch}};
+}
+
+std::vector<std::string> reproduce_defaults(const ReproduceScale& scale) {
+  return {"data.name=cifar10", "data.size=" + std::to_string(scale.images), "model.name=resnet18",
+          "model.width=" + std::to_string(scale.width), "impl.eval_batch_size=200"};
+}
+
 std::vector<SweepRow> study_ladder() {
   std::vector<SweepRow> rows = demo_ladder();
   rows.insert(rows.begin() + 1, {"base_sgd_equal",

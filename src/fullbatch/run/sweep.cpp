@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/error.h"
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
@@ -28,6 +29,14 @@ void move_aside(const std::string& dir, std::ostream& console) {
             << " and started again\n";
     return;
   }
+}
+
+// A run's cost in gradient passes over its data, the unit of the sweep's ETA: an SGD epoch and a
+// full-batch step are one pass each; the finite-difference regularizer adds a second pass.
+double passes_of(const Config& c) {
+  const bool regularized =
+      c.hyp.grad_reg.block_strength != 0.0 || c.hyp.grad_reg.acc_strength != 0.0;
+  return static_cast<double>(c.hyp.steps) * (regularized ? 2.0 : 1.0);
 }
 
 // An interrupted run continues from its newest checkpoint only while its config still gives
@@ -114,7 +123,8 @@ Sweep sweep_from_yaml(const std::string& path) {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
       if (key != "runs" && key != "seeds" && key != "overrides" && key != "out")
-        throw UserError(where + ": unknown field '" + key + "' (expected runs, seeds, overrides, out)");
+        throw UserError(where + ": unknown field '" + key +
+                        "' (expected runs, seeds, overrides, out)");
     }
     const YAML::Node runs = root["runs"];
     if (runs.IsSequence()) {
@@ -156,6 +166,11 @@ SweepOutcome run_sweep(const Sweep& sweep, std::ostream& console) {
   }
   SweepOutcome outcome;
   size_t index = 0;
+  // The sweep's ETA: seconds per pass measured on the runs trained in this process, applied to
+  // the passes still to train.
+  double remaining_passes = 0.0, trained_passes = 0.0, trained_seconds = 0.0;
+  for (const auto& p : plan)
+    if (!p.dir.finished()) remaining_passes += passes_of(p.config);
   for (const auto& p : plan) {
     ++index;
     const std::string& dir = p.dir.path();
@@ -171,13 +186,23 @@ SweepOutcome run_sweep(const Sweep& sweep, std::ostream& console) {
                         same_results(p.dir.config_file(), p.config);
     if (!resume && p.dir.exists()) move_aside(dir, console);
     console << "sweep [" << index << "/" << plan.size() << "] " << p.config.name << " seed "
-            << p.config.seed << (resume ? " (resumed)" : "") << " -> " << dir << "\n";
+            << p.config.seed << (resume ? " (resumed)" : "") << " -> " << dir;
+    if (trained_passes > 0)
+      console << "  (sweep ETA "
+              << format_duration(trained_seconds / trained_passes * remaining_passes) << ")";
+    console << std::endl;  // a log file shows which run is training, not only at the end
+    const Clock::time_point start = Clock::now();
     try {
       run_training(p.config, {dir, resume, sweep.progress});
     } catch (const DivergenceError& e) {
-      console << "sweep: " << p.config.name << " seed " << p.config.seed << ": " << e.what() << "\n";
+      console << "sweep: " << p.config.name << " seed " << p.config.seed << ": " << e.what()
+              << "\n";
       ++outcome.diverged;
     }
+    // A resumed run trained only part of its passes: it counts fully, which errs on the early side.
+    trained_seconds += seconds_since(start);
+    trained_passes += passes_of(p.config);
+    remaining_passes -= passes_of(p.config);
   }
   return outcome;
 }

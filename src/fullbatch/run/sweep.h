@@ -50,4 +50,14 @@ std::vector<std::string> demo_defaults();  // data and model overrides of the de
 // full-batch rows), so each dataset compares full batch with SGD both converged and at equal cost.
 std::vector<SweepRow> study_ladder();
 
+// `fullbatch demo --reproduce`: the paper's CIFAR-10 ladder at its full protocol (the presets
+// unchanged) on a subset and a narrower ResNet-18. The defaults are the largest that finish in
+// about two hours on a 2-core CPU, one seed (measured: docs/demo.md).
+struct ReproduceScale {
+  int64_t images = 1024;
+  int64_t width = 4;
+};
+std::vector<SweepRow> reproduce_ladder();
+std::vector<std::string> reproduce_defaults(const ReproduceScale& scale);
+
 }  // namespace fullbatch
