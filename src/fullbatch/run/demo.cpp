@@ -8,22 +8,26 @@ namespace fullbatch {
 namespace {
 // 512 images are 4 blocks of 128: a pass over the data is exactly one full-batch step.
 constexpr int kImages = 512;
+// The paper's SGD warm-up, 5 of its 300 epochs, at another run length (rounded).
+constexpr int sgd_warmup(int steps) {
+  return (5 * steps + 150) / 300;
+}
 // SGD until validation accuracy stops improving and the training set is fitted (docs/demo.md:
 // 128 epochs 80.14% val. at 97.9% train, 256 epochs 80.36% at 100% train, seed 0).
 constexpr int kSgdEpochs = 256;
-constexpr int kSgdWarmup = (5 * kSgdEpochs + 150) / 300;  // the paper's 5 of 300 epochs, rounded
+constexpr int kSgdWarmup = sgd_warmup(kSgdEpochs);
 // Full batch trained until it fits: at 400 steps gradreg and fbclip reach 100% training accuracy
 // (docs/demo.md). fb1 is the paper's fb1 at a tenth of the long rows' steps (300 against 3000).
 constexpr int kLongSteps = 400;
 constexpr int kShortSteps = kLongSteps / 10;
-constexpr int kShortWarmup = (5 * kShortSteps + 150) / 300;       // 5/300 of the run, as SGD's
-constexpr int kLongWarmup = (400 * kLongSteps + 1500) / 3000;     // 400 of 3000 steps, rounded
+constexpr int kShortWarmup = sgd_warmup(kShortSteps);          // fb1 keeps SGD's hyper-parameters
+constexpr int kLongWarmup = (400 * kLongSteps + 1500) / 3000;  // 400 of 3000 steps, rounded
 constexpr int kCosinePeriod = (4000 * kLongSteps + 1500) / 3000;  // cosine-4000 for 3000 steps
 // About ten evaluations a run: enough for the curves, a small part of the budget (0.8 s each).
 constexpr int kSgdValidateEvery = kSgdEpochs / 8;
 // SGD at equal compute: as many passes over the data as the long full-batch rows.
 constexpr int kEqualEpochs = kLongSteps;
-constexpr int kEqualWarmup = (5 * kEqualEpochs + 150) / 300;
+constexpr int kEqualWarmup = sgd_warmup(kEqualEpochs);
 constexpr int kLongValidateEvery = kLongSteps / 10;
 constexpr int kShortValidateEvery = kShortSteps / 4;
 
