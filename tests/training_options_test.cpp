@@ -13,6 +13,7 @@
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/report/report.h"
 #include "fullbatch/run/run.h"
+#include "fullbatch/training/options.h"
 #include "fullbatch/training/trainer.h"
 #include "test_util.h"
 
@@ -97,6 +98,14 @@ TEST(OptimizerKeys, NamesTakeTheReferenceSpellingAndAliases) {
     EXPECT_NE(m.find("L-BFGS"), std::string::npos) << m;
     EXPECT_EQ(m.find('\n'), std::string::npos);
   }
+}
+
+// The EMA's momentum has one default, the key's, which is the reference's
+// (config/hyp/_default_hyperparams.yaml: eval_ema_momentum: 0.990); EvalOptions used to say 0.995.
+TEST(EvalOptions, EmaMomentumDefaultIsTheKeys) {
+  EXPECT_EQ(EvalOptions{}.ema_momentum, 0.99);
+  EXPECT_EQ(EvalOptions{}.ema_momentum, Config{}.hyp.eval_ema_momentum);
+  EXPECT_EQ(trainer_options(Config{}).eval.ema_momentum, EvalOptions{}.ema_momentum);
 }
 
 TEST(OptimizerKeys, YamlListsBecomeCommaListsAndAreChecked) {
