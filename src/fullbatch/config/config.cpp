@@ -16,7 +16,9 @@
 #include <sstream>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/names.h"
 #include "fullbatch/common/parse.h"
+#include "fullbatch/common/strings.h"
 
 namespace fullbatch {
 namespace {
@@ -107,41 +109,6 @@ KeyDef bool_key(std::string key, std::string help, bool affects, Ref ref) {
           [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; }};
 }
 
-// User text quoted in an error: control characters become '?', so the message stays one line.
-std::string one_line(std::string text) {
-  for (char& ch : text)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  return text;
-}
-
-// config.yaml must give back exactly what was set (a resumed run reads it), and YAML cannot carry
-// control characters or bytes that are not UTF-8; fuzz_config found such a run name.
-bool is_printable_utf8(const std::string& text) {
-  static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    const int extra = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
-    if (extra < 0 || i + static_cast<size_t>(extra) >= text.size()) return false;
-    uint32_t cp = c & (0x3f >> extra);
-    for (int k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates, beyond U+10FFFF, C1 controls, BOM and non-characters.
-    if (cp < min_for[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-        (cp >= 0x80 && cp <= 0x9f) || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
-      return false;
-    i += static_cast<size_t>(extra) + 1;
-  }
-  return true;
-}
-
 template <class Ref>
 KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
                   std::function<std::string(const std::string&)> check = {}) {
@@ -158,38 +125,32 @@ KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
           [ref](const Config& c) { return ref(const_cast<Config&>(c)); }};
 }
 
+// "a, b, c"
+std::string joined(const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return list;
+}
+
 std::function<std::string(const std::string&)> one_of(std::vector<std::string> options) {
   return [options](const std::string& v) {
     if (std::find(options.begin(), options.end(), v) != options.end()) return std::string();
-    std::string list;
-    for (const auto& o : options) list += (list.empty() ? "" : ", ") + o;
-    return "must be one of: " + list;
+    return "must be one of: " + joined(options);
   };
 }
 
 // A key whose value is one of a few names, each with lower-case aliases (hyp.optim.name takes
-// the reference's "L-BFGS" and "lbfgs" alike); the value is stored in the canonical spelling,
-// so config.yaml and resume compare one form.
-using Spellings = std::vector<std::pair<std::string, std::vector<std::string>>>;
-
+// the reference's "L-BFGS" and "lbfgs" alike; common/names.h holds the lists, which the
+// components read too); the value is stored in the canonical spelling, so config.yaml and resume
+// compare one form.
 template <class Ref>
-KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref, Spellings names) {
-  auto lower = [](std::string t) {
-    for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return t;
-  };
+KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref,
+                     const std::vector<Spelling>& names) {
   return {{key, "string", help, affects},
-          [ref, names, lower](Config& c, const std::string& text) {
-            for (const auto& [canonical, aliases] : names) {
-              if (lower(text) == lower(canonical) ||
-                  std::find(aliases.begin(), aliases.end(), lower(text)) != aliases.end()) {
-                ref(c) = canonical;
-                return;
-              }
-            }
-            std::string list;
-            for (const auto& entry : names) list += (list.empty() ? "" : ", ") + entry.first;
-            throw BadValue{"must be one of: " + list};
+          [ref, &names](Config& c, const std::string& text) {
+            const Spelling* spelling = find_spelling(text, names);
+            if (spelling == nullptr) throw BadValue{"must be one of: " + joined(names_of(names))};
+            ref(c) = spelling->name;
           },
           [ref](const Config& c) { return ref(const_cast<Config&>(c)); }};
 }
@@ -272,11 +233,8 @@ const std::vector<KeyDef>& key_table() {
                  [](C& c) -> auto& { return c.preset; }),
       uint_key("seed", "seed of every random generator", true, [](C& c) -> auto& { return c.seed; }),
 
-      string_key("data.name",
-                 "dataset: cifar10, cifar100, mnist, fashion-mnist, imagefolder, imagenet, tinyimagenet",
-                 true, [](C& c) -> auto& { return c.data.name; },
-                 one_of({"cifar10", "cifar100", "mnist", "fashion-mnist", "imagefolder", "imagenet",
-                         "tinyimagenet"})),
+      string_key("data.name", "dataset: " + joined(dataset_names()), true,
+                 [](C& c) -> auto& { return c.data.name; }, one_of(dataset_names())),
       string_key("data.path", "folder with the dataset files (empty: standard location)", false,
                  [](C& c) -> auto& { return c.data.path; }),
       int_key("data.pixels", "image folders: side of the training and evaluation crops (0 = 224, tinyimagenet 64)",
@@ -327,12 +285,7 @@ const std::vector<KeyDef>& key_table() {
                [](C& c) -> auto& { return c.hyp.optim.nesterov; }),
       canonical_key("hyp.optim.name", "optimizer: Gradient Descent, Adam (AdamW), L-BFGS, FISTA, GD-AGC or Adaptive Gradient Descent",
                     true, [](C& c) -> auto& { return c.hyp.optim.name; },
-                    {{"Gradient Descent", {"gd", "sgd"}},
-                     {"Adam", {"adamw"}},
-                     {"L-BFGS", {"lbfgs"}},
-                     {"FISTA", {}},
-                     {"GD-AGC", {"agc"}},
-                     {"Adaptive Gradient Descent", {"adaptive-gd"}}}),
+                    optimizer_spellings()),
       float_key("hyp.optim.dampening", "momentum dampening (Gradient Descent, GD-AGC)", true,
                 [](C& c) -> auto& { return c.hyp.optim.dampening; }, in_range(0, 1)),
       string_key("hyp.optim.betas", "Adam: beta1,beta2", true,
@@ -345,7 +298,7 @@ const std::vector<KeyDef>& key_table() {
               [](C& c) -> auto& { return c.hyp.optim.history_size; }, in_range(1, 1000)),
       canonical_key("hyp.optim.line_search", "L-BFGS: Wolfe or none", true,
                     [](C& c) -> auto& { return c.hyp.optim.line_search; },
-                    {{"Wolfe", {}}, {"none", {""}}}),
+                    line_search_spellings()),
       bool_key("hyp.optim.damping", "L-BFGS: Powell damping of the curvature pairs", true,
                [](C& c) -> auto& { return c.hyp.optim.damping; }),
       float_key("hyp.optim.eta", "L-BFGS line search: step growth factor", true,
@@ -372,7 +325,7 @@ const std::vector<KeyDef>& key_table() {
                [](C& c) -> auto& { return c.hyp.only_linear_layers_weight_decay; }),
       canonical_key("hyp.optim_modification.name", "none, SAM, LARS or LARC around the optimizer", true,
                     [](C& c) -> auto& { return c.hyp.optim_modification.name; },
-                    {{"none", {""}}, {"SAM", {}}, {"LARS", {}}, {"LARC", {}}}),
+                    modification_spellings()),
       float_key("hyp.optim_modification.rho", "SAM: radius of the ascent step", true,
                 [](C& c) -> auto& { return c.hyp.optim_modification.rho; },
                 [](double v) { return v > 0 ? std::string() : "must be > 0"; }),
@@ -518,21 +471,6 @@ const KeyDef* find_key(const std::string& key) {
   return nullptr;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // A leaf's text; a sequence of scalars (the reference's `betas: [0.9, 0.999]`) becomes the
 // comma-separated form the list keys take.
 std::string scalar_text(const YAML::Node& node, const std::string& key, const std::string& origin) {
@@ -601,14 +539,14 @@ void set_key(Config& config, const std::string& key, const std::string& value,
   const KeyDef* def = find_key(key);
   if (!def) {
     std::string hint = closest_key(key);
-    throw UserError("unknown config key '" + one_line(key) + "'" + where +
+    throw UserError("unknown config key '" + printable(key) + "'" + where +
                     (hint.empty() ? "; `fullbatch keys` lists them"
                                   : "; did you mean '" + hint + "'?"));
   }
   try {
     def->set(config, value);
   } catch (const BadValue& bad) {
-    throw UserError("config key '" + key + "'" + where + ": bad value '" + one_line(value) +
+    throw UserError("config key '" + key + "'" + where + ": bad value '" + printable(value) +
                     "': " + bad.why);
   }
 }
@@ -622,7 +560,7 @@ std::string get_key(const Config& config, const std::string& key) {
 void apply_override(Config& config, const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw UserError("bad override '" + one_line(assignment) +
+    throw UserError("bad override '" + printable(assignment) +
                     "': expected key=value (e.g. hyp.steps=10)");
   std::string key = assignment.substr(0, eq);
   // Hydra-style "+key=value" and "++key=value" mean the same here.
@@ -636,7 +574,7 @@ void apply_yaml_text(Config& config, const std::string& text, const std::string&
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw UserError("config " + origin + ": invalid YAML at line " +
-                    std::to_string(e.mark.line + 1) + ": " + one_line(e.msg));
+                    std::to_string(e.mark.line + 1) + ": " + printable(e.msg));
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw UserError("config " + origin + ": expected a mapping of keys to values");
@@ -644,7 +582,7 @@ void apply_yaml_text(Config& config, const std::string& text, const std::string&
   try {
     flatten_yaml(root, "", leaves);
   } catch (const YAML::Exception& e) {
-    throw UserError("config " + origin + ": bad key: " + one_line(e.msg));
+    throw UserError("config " + origin + ": bad key: " + printable(e.msg));
   }
   for (const auto& [key, node] : leaves) {
     set_key(config, key, scalar_text(node, key, origin), origin);
@@ -710,7 +648,7 @@ void validate(const Config& c) {
     fail("hyp.train_semi_stochastic", "needs data.fixed_augmentations > 0");
   if (c.data.fixed_augmentations > 0 && c.data.augmentations != Augmentation::kCropFlip)
     fail("data.fixed_augmentations", "needs data.augmentations=crop-flip");
-  const bool folder = c.data.name == "imagefolder" || c.data.name == "imagenet" || c.data.name == "tinyimagenet";
+  const bool folder = is_image_folder_dataset(c.data.name);
   if (c.data.augmentations == Augmentation::kRandomResizedCrop && !folder)
     fail("data.augmentations", "random-resized-crop needs an image-folder dataset (imagefolder, imagenet, tinyimagenet)");
   if (!folder && (c.data.pixels != 0 || c.data.resize != 0))

@@ -18,26 +18,11 @@
 #include <vector>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/strings.h"
 #include "fullbatch/models/weights.h"
 
 namespace fullbatch {
 namespace {
-
-// Names from a file go into one-line messages: control characters escaped, length capped.
-std::string printable(const std::string& text) {
-  constexpr size_t kMax = 200;
-  std::string out;
-  for (unsigned char c : text.substr(0, kMax)) {
-    if (c < 0x20 || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return text.size() > kMax ? out + "..." : out;
-}
 
 // ---- Python values, as far as finding a state dict needs them ---------------------------------
 
@@ -744,21 +729,6 @@ Rename rename_for(const std::string& model_name, const std::string& origin) {
   throw UserError(origin + ": model.name '" + model_name +
                   "' has no counterpart in the reference implementation (its checkpoints load "
                   "into resnet*, vgg*, densenet*, pyramidnet*, nfnet and linear)");
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  std::iota(row.begin(), row.end(), size_t{0});
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 // The candidate nearest to `name` by edit distance; nullptr when there is none.
