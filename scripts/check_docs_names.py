@@ -6,8 +6,8 @@
    unless it is on WHITELIST (names of torch, Python or the reference implementation that the
    docs cite for comparison).
 2. A ```cpp block right after a line that names a source file (`training/full_batch_step.cpp`:)
-   is an excerpt of that file: its lines, stripped, must appear in the file in the same order
-   (a line "..." stands for lines left out).
+   is an excerpt of that file: its code must appear in the file as written, up to whitespace
+   (a line "..." stands for lines left out; the pieces between appear in order).
 
 Usage: check_docs_names.py [REPO_ROOT]   (prints every problem; exit 1 if any)
        check_docs_names.py --self-test   (the checker catches a missing name and a stale excerpt)
@@ -83,14 +83,28 @@ def excerpts(markdown):
 
 
 def is_excerpt(body, source):
-    """Whether the stripped lines of `body` occur in `source` in order ("..." skips lines)."""
-    wanted = [l.strip() for l in body if l.strip() and l.strip() != "..."]
-    have = [l.strip() for l in source.splitlines()]
-    k = 0
-    for line in have:
-        if k < len(wanted) and line == wanted[k]:
-            k += 1
-    return k == len(wanted), wanted[k] if k < len(wanted) else None
+    """Whether `body` occurs in `source`: each run of lines between "..." lines (which stand for
+    code left out) as one piece, the pieces in order. Whitespace, line breaks included, is
+    ignored, so reformatting the file does not break the excerpt; any change of code does."""
+    pieces, current = [], []
+    for line in body:
+        if line.strip() == "...":
+            pieces.append(current)
+            current = []
+        else:
+            current.append(line)
+    pieces.append(current)
+    squeezed = re.sub(r"\s+", "", source)
+    at = 0
+    for piece in pieces:
+        text = re.sub(r"\s+", "", "".join(piece))
+        if not text:
+            continue
+        found = squeezed.find(text, at)
+        if found < 0:
+            return False, next(l.strip() for l in piece if l.strip())
+        at = found + len(text)
+    return True, None
 
 
 def check(root):
@@ -114,7 +128,7 @@ def check(root):
             ok, missing = is_excerpt(body, source.read_text(errors="replace"))
             if not ok:
                 problems.append(f"{rel}:{number}: excerpt of {path} no longer matches the file "
-                                f"(first line not found in order: {missing!r})")
+                                f"(the piece starting {missing!r} is not in it)")
     return problems
 
 
