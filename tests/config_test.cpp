@@ -1,7 +1,10 @@
+#include "fullbatch/config/config.h"
+
 #include <gtest/gtest.h>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/config/config.h"
+#include "fullbatch/common/names.h"
+#include "fullbatch/common/strings.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
 #include "test_util.h"
@@ -16,6 +19,37 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// The string helpers every layer shares (common/strings.h), against values worked out by hand.
+TEST(Strings, HelpersAgreeWithHandWorkedValues) {
+  EXPECT_EQ(lower("L-BFGS Gradient_Descent"), "l-bfgs gradient_descent");
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);  // k->s, e->i, +g
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("hyp.stepz", "hyp.steps"), 1u);
+  EXPECT_EQ(printable("a\nb\x7f"), "a\\x0ab\\x7f");
+  EXPECT_EQ(printable(std::string(5, 'x'), 3), "xxx...");
+  EXPECT_TRUE(is_printable_utf8("caf\xc3\xa9"));    // U+00E9
+  EXPECT_FALSE(is_printable_utf8("caf\xc3"));       // cut short
+  EXPECT_FALSE(is_printable_utf8("\xc0\xaf"));      // overlong '/'
+  EXPECT_FALSE(is_printable_utf8("\xed\xa0\x80"));  // a surrogate
+  EXPECT_FALSE(is_printable_utf8("tab\there"));
+}
+
+// data.name takes exactly the datasets the loader knows, and the image-folder keys apply to
+// exactly the folder datasets (one list and one test, common/names.h).
+TEST(Config, DatasetNamesAreTheLoadersOwn) {
+  for (const std::string& name : dataset_names()) {
+    Config c;
+    apply_override(c, "data.name=" + name);
+    apply_override(c, "data.pixels=32");
+    if (is_image_folder_dataset(name))
+      EXPECT_NO_THROW(validate(c)) << name;
+    else
+      EXPECT_THROW(validate(c), UserError) << name;
+  }
+  Config c;
+  EXPECT_THROW(apply_override(c, "data.name=svhn"), UserError);
 }
 
 TEST(Config, OverridesSetTypedValues) {
@@ -106,8 +140,9 @@ TEST(Config, CrossKeyValidation) {
               resolve_config("", {}, {"hyp.train_stochastic=true", "hyp.grad_reg.acc_strength=1"});
             }).find("hyp.grad_reg.acc_strength"),
             std::string::npos);
-  EXPECT_NE(error_of([] { resolve_config("", {}, {"hyp.sample_with_replacement=true"}); })
-                .find("hyp.sample_with_replacement"),
+  EXPECT_NE(error_of([] {
+              resolve_config("", {}, {"hyp.sample_with_replacement=true"});
+            }).find("hyp.sample_with_replacement"),
             std::string::npos);
 }
 

@@ -5,10 +5,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/config/config.h"
 #include "fullbatch/optim/adamw.h"
 #include "fullbatch/optim/agc.h"
 #include "fullbatch/optim/fista.h"
@@ -99,7 +101,22 @@ TEST(Sgd, DampeningMatchesTorchOptimSgd) {
 TEST(Sgd, NesterovWithDampeningIsAUserError) {
   torch::Tensor a = leaf({1.0});
   EXPECT_THROW(Sgd({a}, {0.9, 0, true, 0.1}), UserError);
-  EXPECT_THROW(Sgd({a}, {-0.1, 0, false, 0}), UserError);
+}
+
+// The momentum bound is the key's, [0, 1], checked once where the user sets it; Sgd only asserts
+// it (a momentum outside reaching Sgd is a caller's bug, not the user's input). It used to accept
+// 1.5 and call -0.1 a user error.
+TEST(Sgd, MomentumOutsideTheKeysBoundIsACallersBug) {
+  torch::Tensor a = leaf({1.0});
+  EXPECT_THROW(Sgd({a}, {1.5, 0, false, 0}), std::invalid_argument);
+  EXPECT_THROW(Sgd({a}, {-0.1, 0, false, 0}), std::invalid_argument);
+  EXPECT_NO_THROW(Sgd({a}, {0.0, 0, false, 0}));
+  EXPECT_NO_THROW(Sgd({a}, {1.0, 0, false, 0}));
+  Config c;
+  for (const char* bad : {"1.5", "-0.1"})
+    EXPECT_THROW(set_key(c, "hyp.optim.momentum", bad), UserError) << bad;
+  set_key(c, "hyp.optim.momentum", "1");
+  EXPECT_EQ(c.hyp.optim.momentum, 1.0);
 }
 
 // ---- Adam (AdamW) ----

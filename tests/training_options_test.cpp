@@ -9,10 +9,14 @@
 
 #include "cli_util.h"
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/names.h"
+#include "fullbatch/common/strings.h"
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/resolve.h"
+#include "fullbatch/optim/optimizer.h"
 #include "fullbatch/report/report.h"
 #include "fullbatch/run/run.h"
+#include "fullbatch/training/options.h"
 #include "fullbatch/training/trainer.h"
 #include "test_util.h"
 
@@ -97,6 +101,43 @@ TEST(OptimizerKeys, NamesTakeTheReferenceSpellingAndAliases) {
     EXPECT_NE(m.find("L-BFGS"), std::string::npos) << m;
     EXPECT_EQ(m.find('\n'), std::string::npos);
   }
+}
+
+// hyp.optim.name and hyp.optim_modification.name accept exactly the spellings make_optimizer
+// does (one list, common/names.h); gd_agc and agd used to work only when the config was bypassed.
+TEST(OptimizerKeys, EverySpellingTheOptimizerTakesWorksThroughTheConfig) {
+  Config c;
+  apply_override(c, "hyp.optim.name=gd_agc");
+  EXPECT_EQ(c.hyp.optim.name, "GD-AGC");
+  apply_override(c, "hyp.optim.name=agd");
+  EXPECT_EQ(c.hyp.optim.name, "Adaptive Gradient Descent");
+  apply_yaml_text(c, "hyp:\n  optim:\n    name: gradient_descent\n", "test.yaml");
+  EXPECT_EQ(c.hyp.optim.name, "Gradient Descent");
+  for (const Spelling& s : optimizer_spellings()) {
+    std::vector<std::string> spellings = s.aliases;
+    spellings.push_back(s.name);
+    spellings.push_back(lower(s.name));
+    for (const std::string& text : spellings) {
+      apply_override(c, "hyp.optim.name=" + text);
+      EXPECT_EQ(c.hyp.optim.name, s.name) << text;
+      EXPECT_EQ(canonical_optimizer_name(text), s.name) << text;
+    }
+  }
+  for (const Spelling& s : modification_spellings())
+    for (const std::string& text : s.aliases) {
+      apply_override(c, "hyp.optim_modification.name=" + text);
+      EXPECT_EQ(c.hyp.optim_modification.name, s.name) << text;
+      EXPECT_EQ(canonical_modification_name(text), s.name) << text;
+    }
+  EXPECT_EQ(names_of(optimizer_spellings()), optimizer_names());
+}
+
+// The EMA's momentum has one default, the key's, which is the reference's
+// (config/hyp/_default_hyperparams.yaml: eval_ema_momentum: 0.990); EvalOptions used to say 0.995.
+TEST(EvalOptions, EmaMomentumDefaultIsTheKeys) {
+  EXPECT_EQ(EvalOptions{}.ema_momentum, 0.99);
+  EXPECT_EQ(EvalOptions{}.ema_momentum, Config{}.hyp.eval_ema_momentum);
+  EXPECT_EQ(trainer_options(Config{}).eval.ema_momentum, EvalOptions{}.ema_momentum);
 }
 
 TEST(OptimizerKeys, YamlListsBecomeCommaListsAndAreChecked) {

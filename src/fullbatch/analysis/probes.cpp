@@ -2,9 +2,9 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cmath>
 
+#include "fullbatch/common/clock.h"
 #include "fullbatch/common/param_snapshot.h"
 
 namespace fullbatch {
@@ -41,7 +41,7 @@ LinearOperator hessian_operator(TrainingObjective& objective) {
 }
 
 Curvature measure_curvature(TrainingObjective& objective, const CurvatureOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+  const Clock::time_point start = Clock::now();
   int64_t dim = 0;
   for (const auto& p : objective.params()) dim += p.numel();
   const torch::Device device = device_of(objective.params());
@@ -50,7 +50,7 @@ Curvature measure_curvature(TrainingObjective& objective, const CurvatureOptions
   c.top = lanczos_top_eigenvalues(op, dim, device, options.lanczos);
   if (options.trace_samples > 0)
     c.trace = hutchinson_trace(op, dim, device, options.trace_samples, options.lanczos.seed);
-  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  c.seconds = seconds_since(start);
   return c;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
-// The two kinds of failure fullbatch tells apart: an error in the user's input (one line,
-// exit 2, nothing already written is touched) and everything else (a bug, exit 3).
+// The three kinds of failure fullbatch tells apart: an error in the user's input (UserError: one
+// line, exit 2, nothing already written is touched), a run that diverged (DivergenceError, a
+// UserError too: exit 2, the run directory keeps its metrics and last good checkpoint and its
+// summary says "diverged"; a sweep goes on with its next run), and everything else (a bug,
+// exit 3).
 #include <stdexcept>
 #include <string>
 

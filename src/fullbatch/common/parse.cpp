@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "fullbatch/common/strings.h"
+
 namespace fullbatch {
 
 std::vector<double> parse_positive_list(const std::string& text) {
@@ -58,8 +60,7 @@ bool parse_float(const std::string& text, double& out) {
 }
 
 bool parse_bool(const std::string& text, bool& out) {
-  std::string t = text;
-  std::transform(t.begin(), t.end(), t.begin(), ::tolower);
+  const std::string t = lower(text);
   if (t == "true" || t == "1" || t == "yes" || t == "on") return out = true, true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return out = false, true;
   return false;

@@ -1,7 +1,7 @@
 #pragma once
 // Every setting of a run, typed: each key's text is parsed and checked once, when it is set.
 // Key names and meanings follow the reference implementation's Hydra config (data.*, model.*,
-// hyp.*, impl.*), so its configs translate one to one. The table in config.cpp is the single
+// hyp.*, impl.*), so its configs translate one to one. The table in key_table.cpp is the single
 // list of keys: parsing, validation, help and config.yaml come from it. The config knows
 // nothing of the models, data or training that read it; model.name is checked against the
 // model zoo where the zoo is known (training/options.h).

@@ -10,10 +10,6 @@
 namespace fullbatch {
 namespace {
 
-bool is_image_folder(const std::string& name) {
-  return name == "imagefolder" || name == "imagenet" || name == "tinyimagenet";
-}
-
 // The binary datasets are used at their own size: data.pixels may only repeat it.
 void check_fixed_size(const DataSpec& spec) {
   const int64_t side = spec.name == "cifar10" || spec.name == "cifar100" ? 32 : 28;
@@ -74,11 +70,6 @@ ChannelStats normalization_stats(const std::string& name) {
   return {{0.2860}, {0.3530}};  // fashion-mnist
 }
 
-std::vector<std::string> dataset_names() {
-  return {"cifar10",     "cifar100", "mnist",       "fashion-mnist",
-          "imagefolder", "imagenet", "tinyimagenet"};
-}
-
 std::string default_data_path(const std::string& name) {
   if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
   if (name == "mnist") return "/usr/share/datasets/mnist";
@@ -88,7 +79,7 @@ std::string default_data_path(const std::string& name) {
 Dataset load_dataset(const DataSpec& spec) {
   const std::string& name = spec.name;
   const bool cifar = name == "cifar10" || name == "cifar100";
-  const bool images = is_image_folder(name);
+  const bool images = is_image_folder_dataset(name);
   if (!cifar && !images && name != "mnist" && name != "fashion-mnist") {
     throw UserError("data.name: unknown dataset '" + name + "' (known: " + joined_names() + ")");
   }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "fullbatch/common/names.h"  // dataset_names(): the names load_dataset accepts
+
 namespace fullbatch {
 
 // Images stay uint8 in memory ([N, C, H, W]); conversion to float happens per block.
@@ -29,7 +31,9 @@ struct Dataset {
   int64_t pixels = 0;
 
   // Image shape, from whichever split is loaded (evaluation loads the test split alone).
-  const torch::Tensor& any_images() const { return train.images.defined() ? train.images : test.images; }
+  const torch::Tensor& any_images() const {
+    return train.images.defined() ? train.images : test.images;
+  }
   int64_t channels() const { return any_images().size(1); }
   int64_t height() const { return any_images().size(2); }
   int64_t width() const { return any_images().size(3); }
@@ -37,11 +41,11 @@ struct Dataset {
 
 struct DataSpec {
   std::string name = "cifar10";
-  std::string path;   // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
+  std::string path;  // empty: the dataset's standard location (Debian's for Fashion-MNIST/MNIST)
   // First N training images in file order; 0 = all. Image folders are in class order (classes
   // sorted, files sorted within each), so there the first N hold the first classes only.
   int64_t size = 0;
-  int64_t test_size = 0;  // first N test images (quick checks); 0 = all, as the paper evaluates
+  int64_t test_size = 0;   // first N test images (quick checks); 0 = all, as the paper evaluates
   bool with_train = true;  // false: the test split alone (evaluating saved weights)
   // Image folders (image_folder.h): the evaluation's center crop and the model's input side
   // (0 = 224 for imagefolder/imagenet, 64 for tinyimagenet), and the side the shorter side is
@@ -50,9 +54,6 @@ struct DataSpec {
   int64_t pixels = 0;
   int64_t resize = 0;
 };
-
-// Names accepted by load_dataset.
-std::vector<std::string> dataset_names();
 
 // Per-channel mean and standard deviation on the [0, 1] scale that a dataset's images are
 // normalized with (the reference's values where it has the dataset).

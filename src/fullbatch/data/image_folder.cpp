@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/strings.h"
 
 // stb_image's implementation lives in this file alone. Static functions, so it cannot clash with
 // another copy linked into the same program; JPEG and PNG only, decoded from memory (the file is
@@ -102,11 +103,6 @@ inline uint8_t clip8(int64_t v) {
 constexpr int64_t kRounding = int64_t{1} << (kPrecisionBits - 1);
 
 // ---- files ---------------------------------------------------------------------------------
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool is_image_name(const fs::path& p) {
   const std::string ext = lower(p.extension().string());

@@ -4,8 +4,9 @@
 // state_dict, scheduler state, scaler state, step]. LibTorch's own unpickler cannot read that:
 // before PyTorch 2.x it turns the state_dict's OrderedDict into None, and no version builds the
 // Python objects the scheduler state holds (collections.Counter, scheduler and optimizer
-// instances). So this reads the torch.save zip archive with a small unpickler of its own that
-// keeps such objects opaque, builds only the model's tensors, and renames them to ours.
+// instances). So this reads the torch.save zip archive (torch_archive.h) with a small unpickler
+// of its own that keeps such objects opaque (pickle.h), builds only the model's tensors, and
+// renames them to ours.
 #include <torch/nn/module.h>
 
 #include <map>

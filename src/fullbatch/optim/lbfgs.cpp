@@ -3,21 +3,18 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/names.h"
 
 namespace fullbatch {
 namespace {
 
 bool is_wolfe(const std::string& line_search) {
-  std::string l = line_search;
-  std::transform(l.begin(), l.end(), l.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (l == "wolfe") return true;
-  if (l == "none") return false;
+  const Spelling* s = find_spelling(line_search, line_search_spellings());
+  if (s != nullptr) return s->name == "Wolfe";
   throw UserError("hyp.optim.line_search: '" + line_search +
                   "' is not one of 'Wolfe', 'none' (L-BFGS)");
 }

@@ -2,12 +2,11 @@
 
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <cctype>
 #include <regex>
 #include <sstream>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/names.h"
 #include "fullbatch/optim/adamw.h"
 #include "fullbatch/optim/adaptive_gd.h"
 #include "fullbatch/optim/agc.h"
@@ -27,49 +26,11 @@ const char* const kFista = "FISTA";
 const char* const kAgc = "GD-AGC";
 const char* const kAdaptiveGd = "Adaptive Gradient Descent";
 
-struct Spelling {
-  const char* name;
-  std::vector<std::string> aliases;  // lower case
-};
-
-const std::vector<Spelling>& optimizer_spellings() {
-  static const std::vector<Spelling> spellings = {
-      {kGd, {"gd", "sgd", "gradient-descent", "gradient_descent"}},
-      {kAdam, {"adamw"}},
-      {kLbfgs, {"lbfgs"}},
-      {kFista, {}},
-      {kAgc, {"agc", "gd_agc"}},
-      {kAdaptiveGd, {"adaptive-gd", "adaptive_gd", "agd"}},
-  };
-  return spellings;
-}
-
-const std::vector<Spelling>& modification_spellings() {
-  static const std::vector<Spelling> spellings = {
-      {"none", {""}}, {"SAM", {}}, {"LARS", {}}, {"LARC", {}}};
-  return spellings;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-std::vector<std::string> names_of(const std::vector<Spelling>& spellings) {
-  std::vector<std::string> names;
-  for (const Spelling& s : spellings) names.push_back(s.name);
-  return names;
-}
-
+// The names and their aliases are common/names.h's, the lists hyp.optim.name and
+// hyp.optim_modification.name accept, so a spelling works here exactly when it works there.
 std::string canonical(const std::string& name, const std::vector<Spelling>& spellings,
                       const std::string& key) {
-  const std::string l = lower(name);
-  for (const Spelling& s : spellings) {
-    if (l == lower(s.name)) return s.name;
-    for (const std::string& alias : s.aliases)
-      if (l == alias) return s.name;
-  }
+  if (const Spelling* s = find_spelling(name, spellings)) return s->name;
   std::ostringstream out;
   out << key << ": unknown name '" << name << "'; one of ";
   const std::vector<std::string> names = names_of(spellings);

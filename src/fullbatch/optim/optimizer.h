@@ -51,7 +51,7 @@ class Optimizer {
 // the keys it does not use. Defaults are gd.yaml's; reference_optimizer_settings gives each
 // optimizer's own yaml.
 struct OptimizerSettings {
-  std::string name = "Gradient Descent";  // optimizer_names(), or a lower-case spelling
+  std::string name = "Gradient Descent";  // optimizer_names(), or one of its aliases
   double lr = 0.1;  // the schedule's base value: optimizers take each step's lr from step()
 
   // Gradient Descent, GD-AGC, Adaptive Gradient Descent (torch.optim.SGD's semantics)
@@ -102,9 +102,9 @@ struct OptimizerSettings {
 // The reference's names (hyp.optim.name, hyp.optim_modification.name), in their spelling.
 std::vector<std::string> optimizer_names();
 std::vector<std::string> modification_names();
-// A name in the reference's spelling, from it or a lower-case spelling (gd, sgd, adam, adamw,
-// lbfgs, fista, agc, gd-agc, adaptive-gd; sam, lars, larc; "" for none). UserError listing the
-// names otherwise.
+// A name in the reference's spelling, from it in any case or one of its aliases (gd, sgd, adamw,
+// lbfgs, agc, gd_agc, adaptive-gd, agd, ...; "" for none): the lists of common/names.h, which the
+// config keys read too. UserError listing the names otherwise.
 std::string canonical_optimizer_name(const std::string& name);
 std::string canonical_modification_name(const std::string& name);
 

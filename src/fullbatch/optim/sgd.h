@@ -14,7 +14,7 @@
 namespace fullbatch {
 
 struct SgdOptions {
-  double momentum = 0.9;
+  double momentum = 0.9;  // in [0, 1]: hyp.optim.momentum checks it, Sgd asserts it
   double weight_decay = 5e-4;
   bool nesterov = true;
   double dampening = 0.0;

@@ -482,6 +482,8 @@ std::string format_markdown_table(const std::vector<ReportRow>& rows) {
   return md;
 }
 
+namespace {
+
 // Figures `fullbatch analyze` left in the runs' analysis/ folders, linked from the report.
 std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path& out) {
   std::string md;
@@ -540,6 +542,8 @@ std::string time_to_accuracy_section(const std::vector<ReportRow>& rows,
          "stopped at the target, so the accuracies above are those at the stop: compare such "
          "rows by this table.\n\n";
 }
+
+}  // namespace
 
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
                  const std::map<std::string, std::string>& paper_numbers, std::ostream& console,

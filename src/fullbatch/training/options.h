@@ -44,7 +44,9 @@ struct EvalOptions {
   int64_t batch_size = 1000;     // impl.eval_batch_size
   bool test_time_flips = false;  // impl.test_time_flips
   bool ema = false;              // hyp.evaluate_ema
-  double ema_momentum = 0.995;   // hyp.eval_ema_momentum
+  // hyp.eval_ema_momentum; its default is the key's (the reference's 0.99), taken from the
+  // config so that a trainer built without a Config averages as a run does.
+  double ema_momentum = Config::Hyp{}.eval_ema_momentum;
 };
 
 struct TrainerOptions {
