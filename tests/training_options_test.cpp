@@ -144,8 +144,15 @@ TEST(OptimizerKeys, YamlListsBecomeCommaListsAndAreChecked) {
   Config c;
   apply_yaml_text(c, "hyp:\n  optim:\n    name: Adam\n    betas:\n      - 0.8\n      - 0.99\n",
                   "test");
-  EXPECT_EQ(c.hyp.optim.betas, "0.8,0.99");
+  EXPECT_EQ(c.hyp.optim.betas, (std::array<double, 2>{0.8, 0.99}));
+  // Parsed once, at the key: the optimizer gets the numbers, and config.yaml the same text back.
+  EXPECT_EQ(trainer_options(c).optimizer.betas, (std::array<double, 2>{0.8, 0.99}));
+  EXPECT_NE(to_yaml(c).find("betas: 0.8,0.99"), std::string::npos) << to_yaml(c);
+  set_key(c, "hyp.optim.fista_mod", "1,0.5,4");
+  EXPECT_EQ(trainer_options(c).optimizer.fista_mod, (std::array<double, 3>{1, 0.5, 4}));
   EXPECT_THROW(apply_yaml_text(c, "hyp:\n  optim:\n    betas: [0.9]\n", "test"), UserError);
+  EXPECT_THROW(set_key(c, "hyp.optim.betas", "0.9,0.99,0.9"), UserError);
+  EXPECT_THROW(set_key(c, "hyp.optim.betas", "0.9,x"), UserError);
   EXPECT_THROW(set_key(c, "hyp.optim.betas", "0.9,1.5"), UserError);
   EXPECT_THROW(set_key(c, "hyp.optim.fista_mod", "1,1"), UserError);
   EXPECT_THROW(set_key(c, "hyp.stop_at_val_accuracy", "101"), UserError);

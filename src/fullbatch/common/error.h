@@ -23,4 +23,11 @@ class DivergenceError : public UserError {
   using UserError::UserError;
 };
 
+// A component's precondition that its caller guarantees: a bound of a single config key, checked
+// once, when the key was set (config/key_table.cpp). Failing it is a bug in the caller, not the
+// user's input, so it throws std::invalid_argument (exit 3), not a UserError.
+inline void expects(bool condition, const std::string& what) {
+  if (!condition) throw std::invalid_argument(what);
+}
+
 }  // namespace fullbatch

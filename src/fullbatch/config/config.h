@@ -5,6 +5,7 @@
 // list of keys: parsing, validation, help and config.yaml come from it. The config knows
 // nothing of the models, data or training that read it; model.name is checked against the
 // model zoo where the zoo is known (training/options.h).
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -56,7 +57,7 @@ struct Config {
       double weight_decay = 5e-4;
       bool nesterov = true;
       double dampening = 0.0;
-      std::string betas = "0.9,0.999";  // Adam
+      std::array<double, 2> betas = {0.9, 0.999};  // Adam
       double eps = 0.0;                 // 0 = the optimizer's reference default
       bool amsgrad = false;             // Adam
       int64_t history_size = 10;        // L-BFGS
@@ -66,7 +67,7 @@ struct Config {
       double c1 = 1e-4;                 // L-BFGS: Armijo constant
       double c2 = 0.9;                  // L-BFGS: curvature constant
       int64_t max_linesearches = 10;    // L-BFGS
-      std::string fista_mod = "1,1,4";  // FISTA: the momentum sequence's (p, q, r)
+      std::array<double, 3> fista_mod = {1, 1, 4};  // FISTA: the momentum sequence's (p, q, r)
       double clipping = 0.01;           // GD-AGC: unit-wise clipping ratio
       int64_t interval = 10;            // Adaptive Gradient Descent
       double norm_type = 2.0;           // Adaptive Gradient Descent

@@ -4,6 +4,7 @@
 // of key (int, float, bool, string, one of a list of names, enum, schedule), and the reusable
 // checks a numeric key names instead of spelling out (at_least, greater_than, in_range,
 // two_or_inf). A value is checked once, when it is set, so an error always names its key.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -168,24 +169,35 @@ KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref,
           [ref](const Config& c) { return ref(c); }};
 }
 
-// A comma-separated list of exactly `n` numbers, each checked (hyp.optim.betas, fista_mod).
-inline std::function<std::string(const std::string&)> number_list(size_t n, Check check) {
-  return [n, check](const std::string& v) {
-    std::vector<double> values;
-    std::stringstream ss(v);
-    for (std::string part; std::getline(ss, part, ',');) {
-      double x;
-      if (!parse_float(part, x))
-        return std::string("expected " + std::to_string(n) + " comma-separated numbers");
-      values.push_back(x);
-    }
-    if (values.size() != n) return "expected " + std::to_string(n) + " comma-separated numbers";
-    for (double x : values) {
-      std::string why = check ? check(x) : "";
-      if (!why.empty()) return "each " + why;
-    }
-    return std::string();
-  };
+// A key holding exactly N numbers, written comma-separated ("0.9,0.999"; a YAML sequence of
+// scalars arrives in that form), each checked; stored typed, so no component parses it again
+// (hyp.optim.betas, hyp.optim.fista_mod).
+template <size_t N, class Ref>
+KeyDef number_list_key(std::string key, std::string help, bool affects, Ref ref, Check check) {
+  return {{key, "numbers", help, affects},
+          [ref, check](Config& c, const std::string& text) {
+            const std::string expected =
+                "expected " + std::to_string(N) + " comma-separated numbers";
+            std::array<double, N> values{};
+            size_t count = 0;
+            std::stringstream ss(text);
+            for (std::string part; std::getline(ss, part, ',');) {
+              double x;
+              if (count == N || !parse_float(part, x)) throw BadValue{expected};
+              values[count++] = x;
+            }
+            if (count != N) throw BadValue{expected};
+            for (double x : values) {
+              const std::string why = check ? check(x) : "";
+              if (!why.empty()) throw BadValue{"each " + why};
+            }
+            ref(c) = values;
+          },
+          [ref](const Config& c) {
+            std::string text;
+            for (double x : ref(c)) text += (text.empty() ? "" : ",") + format_double(x);
+            return text;
+          }};
 }
 
 // A key whose value is one of an enum's spellings (config/enums.h).

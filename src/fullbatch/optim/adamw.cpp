@@ -14,12 +14,11 @@ AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions options,
       weight_decays_(per_parameter(std::move(weight_decays), params_.size(), options.weight_decay)),
       options_(options),
       state_(params_.size()) {
-  // torch.optim.AdamW's checks.
+  // torch.optim.AdamW's checks, made at the keys (hyp.optim.betas, eps, weight_decay).
   for (double beta : options_.betas)
-    if (!(beta >= 0 && beta < 1))
-      throw UserError("hyp.optim.betas: " + std::to_string(beta) + " must be in [0, 1)");
-  if (!(options_.eps >= 0)) throw UserError("hyp.optim.eps: must be >= 0 for Adam");
-  if (!(options_.weight_decay >= 0)) throw UserError("hyp.optim.weight_decay: must be >= 0");
+    expects(beta >= 0 && beta < 1, "AdamW: betas must be in [0, 1)");
+  expects(options_.eps >= 0, "AdamW: eps must be >= 0");
+  expects(options_.weight_decay >= 0, "AdamW: weight_decay must be >= 0");
 }
 
 void AdamW::step(double lr, const GradientClosure& closure) {

@@ -13,10 +13,8 @@ AdaptiveGradientDescent::AdaptiveGradientDescent(std::vector<torch::Tensor> para
                                                  AdaptiveGdOptions options,
                                                  std::vector<double> weight_decays)
     : sgd_(std::move(params), options.sgd, std::move(weight_decays)), options_(options) {
-  if (options_.interval < 1)
-    throw UserError("hyp.optim.interval: must be >= 1 (Adaptive Gradient Descent)");
-  if (!(options_.norm_type > 0))
-    throw UserError("hyp.optim.norm_type: must be > 0 or inf (Adaptive Gradient Descent)");
+  expects(options_.interval >= 1, "AdaptiveGradientDescent: interval must be >= 1");
+  expects(options_.norm_type > 0, "AdaptiveGradientDescent: norm_type must be > 0");
 }
 
 torch::Tensor AdaptiveGradientDescent::gradient_norm() const {

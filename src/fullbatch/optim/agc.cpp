@@ -35,8 +35,8 @@ SgdAgc::SgdAgc(std::vector<torch::Tensor> params, AgcOptions options, std::vecto
     : sgd_(std::move(params), options.sgd, std::move(weight_decays)),
       options_(options),
       clipped_(std::move(clipped)) {
-  if (!(options_.clipping > 0)) throw UserError("hyp.optim.clipping: must be > 0 (GD-AGC)");
-  if (!(options_.eps >= 0)) throw UserError("hyp.optim.eps: must be >= 0 (GD-AGC)");
+  expects(options_.clipping > 0, "SgdAgc: clipping must be > 0");
+  expects(options_.eps >= 0, "SgdAgc: eps must be >= 0");
   if (clipped_.empty()) clipped_.assign(sgd_.params().size(), true);
   if (clipped_.size() != sgd_.params().size())
     throw std::invalid_argument("SgdAgc: one clipping flag per parameter expected");

@@ -8,8 +8,7 @@ namespace fullbatch {
 
 Fista::Fista(std::vector<torch::Tensor> params, FistaOptions options)
     : params_(std::move(params)), options_(options), x_prev_(params_.size()), tk_(params_.size()) {
-  for (double v : options_.fista_mod)
-    if (!(v >= 0)) throw UserError("hyp.optim.fista_mod: p, q and r must be >= 0");
+  for (double v : options_.fista_mod) expects(v >= 0, "Fista: p, q and r must be >= 0");
 }
 
 void Fista::step(double lr, const GradientClosure& closure) {

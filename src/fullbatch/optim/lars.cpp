@@ -11,10 +11,8 @@ Lars::Lars(std::unique_ptr<Optimizer> base, std::vector<torch::Tensor> params,
     : OptimizerModification(std::move(base), std::move(params)),
       weight_decays_(per_parameter(std::move(weight_decays), params_.size(), 0.0)),
       options_(options) {
-  if (!(options_.trust_coefficient > 0))
-    throw UserError("hyp.optim_modification.trust_coefficient: must be > 0 (LARS, LARC)");
-  if (!(options_.eps >= 0))
-    throw UserError("hyp.optim_modification.eps: must be >= 0 (LARS, LARC)");
+  expects(options_.trust_coefficient > 0, "Lars: trust_coefficient must be > 0");
+  expects(options_.eps >= 0, "Lars: eps must be >= 0");
 }
 
 void Lars::step(double lr, const GradientClosure& closure) {

@@ -40,12 +40,13 @@ Lbfgs::Lbfgs(std::vector<torch::Tensor> params, LbfgsOptions options,
       options_(std::move(options)),
       wolfe_(is_wolfe(options_.line_search)) {
   const LbfgsOptions& o = options_;
-  if (o.history_size < 1) throw UserError("hyp.optim.history_size: must be >= 1 (L-BFGS)");
-  if (!(o.eps > 0)) throw UserError("hyp.optim.eps: must be > 0 (L-BFGS)");
-  if (!(o.eta > 1)) throw UserError("hyp.optim.eta: must be > 1 (L-BFGS)");
+  expects(o.history_size >= 1, "Lbfgs: history_size must be >= 1");
+  expects(o.eps > 0, "Lbfgs: eps must be > 0");  // the key's 0 is replaced by 1e-2 before
+  expects(o.eta > 1, "Lbfgs: eta must be > 1");
+  expects(o.max_linesearches >= 1, "Lbfgs: max_linesearches must be >= 1");
+  // Each constant is in (0, 1) at its key; their order is a property of the pair.
   if (!(o.c1 > 0 && o.c1 < o.c2 && o.c2 < 1))
     throw UserError("hyp.optim.c1, c2: need 0 < c1 < c2 < 1 (L-BFGS)");
-  if (o.max_linesearches < 1) throw UserError("hyp.optim.max_linesearches: must be >= 1 (L-BFGS)");
   for (const auto& p : params_) numel_ += p.numel();
 }
 

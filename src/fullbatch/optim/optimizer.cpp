@@ -44,6 +44,7 @@ SgdOptions sgd_options(const OptimizerSettings& s) {
 
 // The unset eps of Adam, L-BFGS and GD-AGC is the reference's default for each.
 double eps_or(const OptimizerSettings& s, double reference_default) {
+  expects(s.eps >= 0, "make_optimizer: eps must be >= 0 (0 = the optimizer's default)");
   return s.eps > 0 ? s.eps : reference_default;
 }
 

@@ -39,12 +39,12 @@ TensorList gradient_at_current(const BlockForward& forward, const TensorList& pa
 }
 
 // The direction alpha * g + beta * G, in the gradients' dtype.
-TensorList direction(const TensorList& g, const TensorList& full_gradient, const GradRegSettings& s) {
+TensorList direction(const TensorList& g, const TensorList& prepass_gradient, const GradRegSettings& s) {
   torch::NoGradGuard no_grad;
   TensorList v;
   for (size_t i = 0; i < g.size(); ++i) {
     torch::Tensor vi = g[i] * s.block_strength;
-    if (s.full_strength != 0.0) vi = vi.add(full_gradient[i].to(vi.scalar_type()), s.full_strength);
+    if (s.acc_strength != 0.0) vi = vi.add(prepass_gradient[i].to(vi.scalar_type()), s.acc_strength);
     v.push_back(vi);
   }
   return v;
@@ -107,7 +107,7 @@ TensorList exact_hessian_vector_product(const BlockForward& forward, const Tenso
 
 BlockGradient regularized_block_gradient(const BlockForward& forward, const TensorList& params,
                                          double lr, const GradRegSettings& s,
-                                         const TensorList& full_gradient) {
+                                         const TensorList& prepass_gradient) {
   if (!s.on()) return block_gradient(forward, params);
   const double correction = lr / 4.0 * s.term_scale;
 
@@ -115,22 +115,22 @@ BlockGradient regularized_block_gradient(const BlockForward& forward, const Tens
     // One pass gives g and, through its graph, H g and H G (the reference's "autograd").
     ForwardResult out = forward();
     TensorList g = grad_of(out.loss, params, /*create_graph=*/true);
-    const bool both = s.full_strength != 0.0;
+    const bool both = s.acc_strength != 0.0;
     TensorList result = detached_or_zero(g, params);
     TensorList hg = hessian_times(g, params, result, /*retain_graph=*/both);
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < result.size(); ++i) result[i] = result[i].add(hg[i], correction * s.block_strength);
     if (both) {
       torch::AutoGradMode enable(true);
-      TensorList hG = hessian_times(g, params, full_gradient, false);
+      TensorList hG = hessian_times(g, params, prepass_gradient, false);
       torch::NoGradGuard inner;
-      for (size_t i = 0; i < result.size(); ++i) result[i] = result[i].add(hG[i], correction * s.full_strength);
+      for (size_t i = 0; i < result.size(); ++i) result[i] = result[i].add(hG[i], correction * s.acc_strength);
     }
     return {std::move(result), out.loss.detach(), out.logits.detach()};
   }
 
   BlockGradient base = block_gradient(forward, params);
-  const TensorList v = direction(base.grads, full_gradient, s);
+  const TensorList v = direction(base.grads, prepass_gradient, s);
   const double eps_n = normalized_step(v, s.eps);
   // A zero direction has no curvature to probe (the reference would divide by zero).
   if (eps_n == 0.0) return base;

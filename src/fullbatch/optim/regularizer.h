@@ -32,14 +32,14 @@ using BlockForward = std::function<ForwardResult()>;
 
 struct GradRegSettings {
   double block_strength = 0.0;  // alpha
-  double full_strength = 0.0;   // beta (acc_strength), along the pre-pass full gradient G
+  double acc_strength = 0.0;    // beta (hyp.grad_reg.acc_strength), along the pre-pass gradient G
   double eps = 1e-2;
   GradRegImpl implementation = GradRegImpl::kForwardDifferences;
   // The penalty term is added with weight term_scale * lr / 4: N when only one block in N is
   // penalized (hyp.grad_reg.every_nth_block), so the term's expectation over steps is unchanged.
   double term_scale = 1.0;
 
-  bool on() const { return block_strength != 0.0 || full_strength != 0.0; }
+  bool on() const { return block_strength != 0.0 || acc_strength != 0.0; }
 };
 
 struct BlockGradient {
@@ -52,10 +52,10 @@ struct BlockGradient {
 BlockGradient block_gradient(const BlockForward& forward, const TensorList& params);
 
 // The chunk's gradient with the penalty (the plain gradient when the penalty is off).
-// `full_gradient` is G, needed only when full_strength is not 0.
+// `prepass_gradient` is G, needed only when acc_strength is not 0.
 BlockGradient regularized_block_gradient(const BlockForward& forward, const TensorList& params,
                                          double lr, const GradRegSettings& settings,
-                                         const TensorList& full_gradient = {});
+                                         const TensorList& prepass_gradient = {});
 
 // The regularizer's finite-difference recipe on its own, for the analysis of its error
 // (analysis/probes.h): H v of one pass's loss from gradient differences along v, forward or

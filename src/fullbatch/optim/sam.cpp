@@ -8,7 +8,7 @@ namespace fullbatch {
 
 Sam::Sam(std::unique_ptr<Optimizer> base, std::vector<torch::Tensor> params, double rho)
     : OptimizerModification(std::move(base), std::move(params)), rho_(rho) {
-  if (!(rho_ >= 0)) throw UserError("hyp.optim_modification.rho: must be >= 0 (SAM)");
+  expects(rho_ >= 0, "Sam: rho must be >= 0");
 }
 
 void Sam::step(double lr, const GradientClosure& closure) {

@@ -13,13 +13,10 @@ Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options, std::vector<doub
       momentum_(params_.size()),
       weight_decays_(per_parameter(std::move(weight_decays), params_.size(), options.weight_decay)),
       options_(options) {
-  // hyp.optim.momentum is checked at its key ([0, 1]); here it is an invariant of the caller.
-  if (!(options_.momentum >= 0 && options_.momentum <= 1))
-    throw std::invalid_argument("Sgd: momentum " + std::to_string(options_.momentum) +
-                                " outside [0, 1]");
-  if (options_.weight_decay < 0)
-    throw UserError("hyp.optim.weight_decay: " + std::to_string(options_.weight_decay) +
-                    " must be >= 0");
+  // hyp.optim.momentum and weight_decay are checked at their keys; here they are invariants.
+  expects(options_.momentum >= 0 && options_.momentum <= 1,
+          "Sgd: momentum " + std::to_string(options_.momentum) + " outside [0, 1]");
+  expects(options_.weight_decay >= 0, "Sgd: weight_decay must be >= 0");
   // torch.optim.SGD refuses this combination too.
   if (options_.nesterov && options_.dampening != 0)
     throw UserError(

@@ -45,18 +45,18 @@ StepRecord Trainer::full_batch_step(int64_t step, double lr) {
 // Evaluation k draws augmentation 2k for the blocks and 2k + 1 for the pre-pass.
 Trainer::BlockStats Trainer::full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
                                            uint64_t evaluation, double& grad_norm) {
-  const TensorList full = options_.gradient.reg.full_strength != 0.0
-                              ? prepass_full_gradient(step, blocks, 2 * evaluation + 1)
-                              : TensorList{};
-  BlockStats stats = accumulate_full_gradient(step, lr, blocks, full, 2 * evaluation);
-  grad_norm = clip_and_add_noise(step, /*full_batch=*/true, evaluation);
+  const TensorList prepass = options_.gradient.reg.acc_strength != 0.0
+                                 ? prepass_gradient(step, blocks, 2 * evaluation + 1)
+                                 : TensorList{};
+  BlockStats stats = accumulate_full_gradient(step, lr, blocks, prepass, 2 * evaluation);
+  grad_norm = clip_and_add_noise(Loop::kFullBatch, step, evaluation);
   return stats;
 }
 
 // Zeroes the gradient, adds weight 1/B times each of this rank's blocks, sums over ranks.
 Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
                                                       const std::vector<torch::Tensor>& blocks,
-                                                      const TensorList& full_gradient, uint64_t draw) {
+                                                      const TensorList& prepass_gradient, uint64_t draw) {
   zero_grads();
   const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   BlockStats stats = zero_stats();
@@ -64,7 +64,8 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
     // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
     if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
-    accumulate_block(block, lr, weight, stats, penalty_for_block(step, b), full_gradient);
+    accumulate_block(Loop::kFullBatch, block, lr, weight, stats, penalty_for_block(step, b),
+                     prepass_gradient);
   }
   TensorList grads = gradient_buffers();
   comm_->all_reduce_sum(grads);
@@ -84,11 +85,12 @@ GradRegSettings Trainer::penalty_for_block(int64_t step, size_t block) const {
 }
 
 // Adds `weight` times the block's gradient. Full batch: the mean over the block's chunks, each
-// penalized (`reg`) and clipped on its own. SGD (full_batch false): the batch whole, penalized,
-// as the reference's SGD loop does (no chunks, no batch_clip).
-void Trainer::accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
-                               const GradRegSettings& reg, const TensorList& full_gradient,
-                               bool full_batch) {
+// penalized (`reg`) and clipped on its own. An SGD batch: whole, penalized, as the reference's
+// SGD loop does (no chunks, no batch_clip).
+void Trainer::accumulate_block(Loop loop, const Block& block, double lr, double weight,
+                               BlockStats& stats, const GradRegSettings& reg,
+                               const TensorList& prepass_gradient) {
+  const bool full_batch = loop == Loop::kFullBatch;
   const GradientOptions& g = options_.gradient;
   const int64_t n = block.labels.size(0);
   const int64_t chunks = full_batch && g.sub_batch > 0 ? std::max<int64_t>(n / g.sub_batch, 1) : 1;
@@ -107,7 +109,7 @@ void Trainer::accumulate_block(const Block& block, double lr, double weight, Blo
   const double share = 1.0 / static_cast<double>(xs.size());
   for (size_t c = 0; c < xs.size(); ++c) {
     BlockGradient part = regularized_block_gradient([&] { return forward(xs[c], ys[c]); }, params_,
-                                                    lr, reg, full_gradient);
+                                                    lr, reg, prepass_gradient);
     torch::NoGradGuard no_grad;
     if (clip_chunks) {
       torch::Tensor norm = clip_to_norm(part.grads, g.clip.block_max_norm, g.clip.norm_type);
@@ -133,7 +135,7 @@ void Trainer::add_to_gradient(const TensorList& grads, double weight) {
 // hyp.grad_reg.acc_strength: G, the mean plain gradient over the step's blocks (each clipped by
 // hyp.batch_clip), from a pass of its own with a new augmentation draw, as the reference's
 // second pass over its loader. The pass runs in training mode (BatchNorm statistics move).
-TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks,
+TensorList Trainer::prepass_gradient(int64_t step, const std::vector<torch::Tensor>& blocks,
                                           uint64_t draw) {
   zero_grads();
   const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
@@ -155,8 +157,9 @@ TensorList Trainer::prepass_full_gradient(int64_t step, const std::vector<torch:
 // Norm (returned, before clipping), clipping and, in full-batch mode, noise of the reduced
 // gradient. SGD clips with the l2 norm (torch's clip_grad_norm_) and adds no noise, as the
 // reference's SGD loop. A step's later evaluations (an optimizer's closure) draw noise of their own.
-double Trainer::clip_and_add_noise(int64_t step, bool full_batch, uint64_t evaluation) {
+double Trainer::clip_and_add_noise(Loop loop, int64_t step, uint64_t evaluation) {
   const GradientOptions& g = options_.gradient;
+  const bool full_batch = loop == Loop::kFullBatch;
   torch::NoGradGuard no_grad;
   TensorList grads = gradient_buffers();
   torch::Tensor norm = global_norm(grads, 2.0);

@@ -1,22 +1,7 @@
 #include "fullbatch/training/options.h"
 
-#include <array>
-#include <sstream>
-
-#include "fullbatch/common/parse.h"
-
 namespace fullbatch {
 namespace {
-
-// The numbers of a comma-separated list key; the key's check has already seen N of them.
-template <size_t N>
-std::array<double, N> numbers(const std::string& text) {
-  std::array<double, N> out{};
-  std::stringstream ss(text);
-  std::string part;
-  for (size_t i = 0; i < N && std::getline(ss, part, ','); ++i) parse_float(part, out[i]);
-  return out;
-}
 
 // hyp.optim.* and hyp.optim_modification.* for make_optimizer; eps 0 means the optimizer's own
 // reference default.
@@ -31,16 +16,96 @@ OptimizerSettings optimizer_settings(const Config& c) {
   s.nesterov = o.nesterov, s.dampening = o.dampening;
   s.only_linear_layers_weight_decay = c.hyp.only_linear_layers_weight_decay;
   // Adam (AdamW); eps is also L-BFGS's and GD-AGC's
-  s.betas = numbers<2>(o.betas), s.eps = o.eps, s.amsgrad = o.amsgrad;
+  s.betas = o.betas, s.eps = o.eps, s.amsgrad = o.amsgrad;
   // L-BFGS and its line search
   s.history_size = o.history_size, s.line_search = o.line_search, s.damping = o.damping;
   s.eta = o.eta, s.c1 = o.c1, s.c2 = o.c2, s.max_linesearches = o.max_linesearches;
   // FISTA, GD-AGC, Adaptive Gradient Descent
-  s.fista_mod = numbers<3>(o.fista_mod);
+  s.fista_mod = o.fista_mod;
   s.clipping = o.clipping;
   s.interval = o.interval, s.norm_type = o.norm_type;
-  s.modification = {m.name, m.rho, m.trust_coefficient, m.eps};
+  s.modification.name = m.name;
+  s.modification.rho = m.rho;
+  s.modification.trust_coefficient = m.trust_coefficient;
+  s.modification.eps = m.eps;
   return s;
+}
+
+DataSpec data_spec(const Config& c) {
+  DataSpec d;
+  d.name = c.data.name, d.path = c.data.path;
+  d.size = c.data.size, d.test_size = c.data.test_size;  // first N images; 0 = all
+  d.pixels = c.data.pixels, d.resize = c.data.resize;    // image folders only
+  return d;
+}
+
+// channels_last is the execution's, filled in by the trainer.
+BlockSourceOptions block_options(const Config& c) {
+  BlockSourceOptions b;
+  b.augment = c.data.augmentations == Augmentation::kCropFlip;
+  b.padding = c.data.crop_padding, b.fixed_rounds = c.data.fixed_augmentations;
+  b.random_resized_crop = c.data.augmentations == Augmentation::kRandomResizedCrop;
+  b.pixels = c.data.pixels;
+  b.seed = c.seed;
+  return b;
+}
+
+OrderOptions order_options(const Config& c) {
+  OrderOptions o;
+  o.batch_size = c.data.batch_size;
+  o.stochastic = c.hyp.train_stochastic, o.semi_stochastic = c.hyp.train_semi_stochastic;
+  o.shuffle = c.hyp.shuffle, o.with_replacement = c.hyp.sample_with_replacement;
+  o.switch_to_stochastic_at = c.hyp.train_switch_stochastic;
+  return o;
+}
+
+// in_channels and num_classes are the data's, filled in by the trainer.
+ModelSpec model_spec(const Config& c) {
+  ModelSpec m;
+  m.name = c.model.name, m.width = c.model.width, m.path = c.model.path;
+  m.zero_init_residual = c.model.zero_init_residual;
+  return m;
+}
+
+ScheduleSettings schedule_settings(const Config& c) {
+  ScheduleSettings s;
+  s.base_lr = c.hyp.optim.lr, s.warmup = c.hyp.warmup;
+  s.kind = c.hyp.scheduler, s.total_steps = c.hyp.steps;
+  return s;
+}
+
+GradientOptions gradient_options(const Config& c) {
+  const auto& r = c.hyp.grad_reg;
+  GradientOptions g;
+  // The penalty: alpha on each chunk's own gradient, beta along the pre-pass gradient G.
+  g.reg.block_strength = r.block_strength, g.reg.acc_strength = r.acc_strength;
+  g.reg.eps = r.eps, g.reg.implementation = r.implementation;
+  g.reg_every_nth_block = r.every_nth_block;
+  g.sub_batch = c.hyp.sub_batch;
+  // Clipping: the full gradient, in its norm; each chunk (batch_clip).
+  g.clip.max_norm = c.hyp.grad_clip, g.clip.norm_type = c.hyp.grad_clip_norm;
+  g.clip.block_max_norm = c.hyp.batch_clip;
+  g.noise.additive = c.hyp.grad_noise.additive;
+  g.noise.multiplicative = c.hyp.grad_noise.multiplicative;
+  g.label_smoothing = c.hyp.label_smoothing;
+  return g;
+}
+
+EvalOptions eval_options(const Config& c) {
+  EvalOptions e;
+  e.every_nth_step = c.impl.validate_every_nth_step, e.batch_size = c.impl.eval_batch_size;
+  e.test_time_flips = c.impl.test_time_flips;
+  e.ema = c.hyp.evaluate_ema, e.ema_momentum = c.hyp.eval_ema_momentum;
+  return e;
+}
+
+ExecutionOptions execution_options(const Config& c) {
+  ExecutionOptions x;
+  x.device = c.impl.device, x.threads = c.impl.threads;
+  x.precision = c.impl.mixed_precision, x.accumulation = c.impl.accumulation_dtype;
+  x.channels_last = c.impl.channels_last;
+  x.deterministic = c.impl.deterministic;
+  return x;
 }
 
 }  // namespace
@@ -53,30 +118,15 @@ TrainerOptions trainer_options(const Config& c) {
   o.steps = c.hyp.steps;
   o.stop_at_full_training_accuracy = c.hyp.stop_at_full_training_accuracy;
   o.stop_at_val_accuracy = c.hyp.stop_at_val_accuracy;
-  o.data = {c.data.name, c.data.path, c.data.size, c.data.test_size};
-  o.data.pixels = c.data.pixels;
-  o.data.resize = c.data.resize;
-  o.blocks = {c.data.augmentations == Augmentation::kCropFlip, c.data.crop_padding,
-              c.data.fixed_augmentations, c.seed, false};
-  o.blocks.random_resized_crop = c.data.augmentations == Augmentation::kRandomResizedCrop;
-  o.blocks.pixels = c.data.pixels;
-  o.order = {c.data.batch_size,   c.hyp.train_stochastic,        c.hyp.train_semi_stochastic,
-             c.hyp.shuffle,       c.hyp.sample_with_replacement, c.hyp.train_switch_stochastic};
-  o.model = {c.model.name, c.model.width, 3, 10, c.model.zero_init_residual, c.model.path};
+  o.data = data_spec(c);
+  o.blocks = block_options(c);
+  o.order = order_options(c);
+  o.model = model_spec(c);
   o.optimizer = optimizer_settings(c);
-  o.schedule = {c.hyp.optim.lr, c.hyp.warmup, c.hyp.scheduler, c.hyp.steps};
-  GradientOptions& g = o.gradient;
-  g.reg = {c.hyp.grad_reg.block_strength, c.hyp.grad_reg.acc_strength, c.hyp.grad_reg.eps,
-           c.hyp.grad_reg.implementation};
-  g.sub_batch = c.hyp.sub_batch;
-  g.reg_every_nth_block = c.hyp.grad_reg.every_nth_block;
-  g.clip = {c.hyp.grad_clip, c.hyp.grad_clip_norm, c.hyp.batch_clip};
-  g.noise = {c.hyp.grad_noise.additive, c.hyp.grad_noise.multiplicative};
-  g.label_smoothing = c.hyp.label_smoothing;
-  o.eval = {c.impl.validate_every_nth_step, c.impl.eval_batch_size, c.impl.test_time_flips,
-            c.hyp.evaluate_ema, c.hyp.eval_ema_momentum};
-  o.execution = {c.impl.device,        c.impl.threads,           c.impl.mixed_precision,
-                 c.impl.channels_last, c.impl.accumulation_dtype, c.impl.deterministic};
+  o.schedule = schedule_settings(c);
+  o.gradient = gradient_options(c);
+  o.eval = eval_options(c);
+  o.execution = execution_options(c);
   return o;
 }
 

@@ -11,10 +11,10 @@ namespace fullbatch {
 // The batch's (penalized) gradient into .grad, summed over ranks and clipped; returns its norm.
 double Trainer::batch_gradient(const Block& block, double lr, int world, BlockStats& stats) {
   zero_grads();
-  accumulate_block(block, lr, 1.0 / world, stats, options_.gradient.reg, {}, /*full_batch=*/false);
+  accumulate_block(Loop::kSgdBatch, block, lr, 1.0 / world, stats, options_.gradient.reg, {});
   TensorList grads = gradient_buffers();
   comm_->all_reduce_sum(grads);
-  return clip_and_add_noise(0, /*full_batch=*/false);
+  return clip_and_add_noise(Loop::kSgdBatch, 0);
 }
 
 StepRecord Trainer::sgd_epoch(int64_t epoch, double lr) {

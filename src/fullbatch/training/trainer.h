@@ -78,19 +78,24 @@ class Trainer {
     int64_t clipped = 0;
   };
 
+  // Which loop a gradient belongs to. The full-batch step cuts each block into chunks
+  // (hyp.sub_batch), clips each chunk (hyp.batch_clip), clips the full gradient in
+  // hyp.grad_clip_norm and adds noise; an SGD batch is taken whole, clipped in l2, never noised,
+  // as the reference's SGD loop does.
+  enum class Loop { kFullBatch, kSgdBatch };
+
   // training/full_batch_step.cpp
   StepRecord full_batch_step(int64_t step, double lr);
   BlockStats full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
                            uint64_t evaluation, double& grad_norm);
   BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
-                                      const TensorList& full_gradient, uint64_t draw);
+                                      const TensorList& prepass_gradient, uint64_t draw);
   GradRegSettings penalty_for_block(int64_t step, size_t block) const;
-  void accumulate_block(const Block& block, double lr, double weight, BlockStats& stats,
-                        const GradRegSettings& reg, const TensorList& full_gradient,
-                        bool full_batch = true);
+  void accumulate_block(Loop loop, const Block& block, double lr, double weight, BlockStats& stats,
+                        const GradRegSettings& reg, const TensorList& prepass_gradient);
   void add_to_gradient(const TensorList& grads, double weight);
-  TensorList prepass_full_gradient(int64_t step, const std::vector<torch::Tensor>& blocks, uint64_t draw);
-  double clip_and_add_noise(int64_t step, bool full_batch, uint64_t evaluation = 0);
+  TensorList prepass_gradient(int64_t step, const std::vector<torch::Tensor>& blocks, uint64_t draw);
+  double clip_and_add_noise(Loop loop, int64_t step, uint64_t evaluation = 0);
   // training/sgd_epoch.cpp
   StepRecord sgd_epoch(int64_t epoch, double lr);
   double batch_gradient(const Block& block, double lr, int world, BlockStats& stats);
