@@ -72,6 +72,22 @@ TEST(StopAtValAccuracy, StopsAtTheFirstEvaluationReachingTheTargetAndRecordsItsC
   const auto at = md.find("## Cost to reach the target accuracy");
   ASSERT_NE(at, std::string::npos) << md;
   EXPECT_NE(md.find("| 25.00 | 1/1 |", at), std::string::npos) << md.substr(at);
+  // ... and so do report.json and report.html, from the same numbers.
+  const nlohmann::json report =
+      nlohmann::json::parse(testing::read_text(dir / "report/report.json"));
+  ASSERT_EQ(report["time_to_accuracy"].size(), 1u) << report["time_to_accuracy"].dump();
+  const nlohmann::json& cost = report["time_to_accuracy"][0];
+  EXPECT_EQ(cost["target"].get<double>(), 25.0);
+  EXPECT_EQ(cost["reached"].get<int>(), 1);
+  EXPECT_EQ(cost["seeds"].get<int>(), 1);
+  EXPECT_EQ(cost["passes_mean"].get<double>(), summary["passes_to_accuracy"].get<double>());
+  EXPECT_EQ(cost["time_s_mean"].get<double>(), summary["time_to_accuracy_s"].get<double>());
+  EXPECT_TRUE(cost["passes_std"].is_null()) << "one seed has no spread";
+  const std::string html = testing::read_text(dir / "report/report.html");
+  const auto in_html = html.find("<h2>Cost to reach the target accuracy</h2>");
+  ASSERT_NE(in_html, std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">25.00</td><td class=\"num\">1/1</td>", in_html),
+            std::string::npos);
 }
 
 TEST(StopAtValAccuracy, AnUnreachedTargetRunsToTheEndAndSaysSo) {

@@ -14,6 +14,7 @@
 #include "fullbatch/optim/stability.h"
 #include "fullbatch/report/format.h"
 #include "fullbatch/report/report.h"
+#include "fullbatch/report/target_cost.h"
 
 namespace fullbatch {
 
@@ -357,10 +358,40 @@ json conclusion_json(const Conclusion& c, const std::vector<ReportRow>& rows) {
   return j;
 }
 
+std::string time_to_accuracy_section(const std::vector<TargetCost>& costs) {
+  if (costs.empty()) return "";
+  std::string md = "## Cost to reach the target accuracy (`hyp.stop_at_val_accuracy`)\n\n" +
+                   markdown_line(target_cost_columns()) + "|---|---:|---:|---:|---:|\n";
+  for (const TargetCost& c : costs) {
+    std::vector<std::string> cells = target_cost_cells(c);
+    cells[0] = escape_md_cell(cells[0]);
+    md += markdown_line(cells);
+  }
+  return md + "\n" + target_cost_note() + "\n\n";
+}
+
+void write_html_target_costs(std::ostream& h, const std::vector<TargetCost>& costs) {
+  if (costs.empty()) return;
+  h << "<h2>Cost to reach the target accuracy</h2>\n<table>\n<thead><tr>";
+  for (const std::string& title : target_cost_columns())
+    h << "<th>" << escape_xml(title) << "</th>";
+  h << "</tr></thead>\n<tbody>\n";
+  for (const TargetCost& c : costs) {
+    const std::vector<std::string> cells = target_cost_cells(c);
+    h << "<tr>";
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      h << (i == 0 ? "<td>" : "<td class=\"num\">") << escape_xml(cells[i]) << "</td>";
+    h << "</tr>\n";
+  }
+  h << "</tbody>\n</table>\n<p>" << escape_xml(target_cost_note()) << "</p>\n";
+}
+
 std::string json_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
-                          const Conclusion& conclusion, const std::vector<Plot>& plots) {
+                          const Conclusion& conclusion, const std::vector<Plot>& plots,
+                          const std::vector<TargetCost>& costs) {
   json j;
   j["conclusion"] = conclusion_json(conclusion, rows);
+  j["time_to_accuracy"] = target_costs_json(costs);
   j["rows"] = json::array();
   for (const ReportRow& r : rows) j["rows"].push_back(json_row(r, runs));
   j["runs"] = json::array();
@@ -414,12 +445,13 @@ void write_html_conclusion(std::ostream& h, const Conclusion& c) {
 // Everything inline, so the single file can be mailed or archived.
 std::string html_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
                           const Conclusion& conclusion, const std::vector<Plot>& plots,
-                          const XAxis& x) {
+                          const XAxis& x, const std::vector<TargetCost>& costs) {
   std::ostringstream h;
   h << kHtmlHead;
   write_html_conclusion(h, conclusion);
   write_html_table(h, rows);
   h << "<p>" << escape_xml(table_note()) << "</p>\n<p>" << escape_xml(plots_note(x)) << "</p>\n";
+  write_html_target_costs(h, costs);
   h << "<div class=\"plots\">\n";
   for (const Plot& p : plots) h << p.svg;
   h << "</div>\n<h2>Runs</h2>\n<ul>\n";
@@ -503,46 +535,6 @@ std::string analysis_section(const std::vector<RunRecord>& runs, const fs::path&
   return md.empty() ? md : "## Analyses (`fullbatch analyze`)\n\n" + md;
 }
 
-// hyp.stop_at_val_accuracy: per row, how many seeds reached the target and at what cost (passes
-// over the data and training time, mean +- sample std over the seeds that reached it), so methods
-// can be compared at equal accuracy. Empty when no run had a target.
-std::string time_to_accuracy_section(const std::vector<ReportRow>& rows,
-                                     const std::vector<RunRecord>& runs) {
-  std::string md;
-  for (const ReportRow& row : rows) {
-    double target = 0;
-    std::vector<double> passes, times;
-    for (std::size_t i : row.runs) {
-      const nlohmann::json& s = runs[i].summary;
-      const double t = detail::json_number(s, "stop_at_val_accuracy");
-      if (!std::isfinite(t)) continue;
-      target = t;
-      if (s.value("reached_val_accuracy", false)) {
-        passes.push_back(detail::json_number(s, "passes_to_accuracy"));
-        times.push_back(detail::json_number(s, "time_to_accuracy_s"));
-      }
-    }
-    if (target <= 0) continue;
-    auto spread = [](const std::vector<double>& xs, int decimals) {
-      if (xs.empty()) return std::string("-");
-      std::string text = format_fixed(mean(xs), decimals);
-      return xs.size() > 1 ? text + " +- " + format_fixed(sample_std(xs), decimals) : text;
-    };
-    md += markdown_line({escape_md_cell(row.name), format_fixed(target, 2),
-                         std::to_string(passes.size()) + "/" + std::to_string(row.runs.size()),
-                         spread(passes, 1), spread(times, 1)});
-  }
-  if (md.empty()) return md;
-  return "## Cost to reach the target accuracy (`hyp.stop_at_val_accuracy`)\n\n" +
-         markdown_line({"row", "target %", "reached", "passes", "training time (s)"}) +
-         "|---|---:|---:|---:|---:|\n" + md +
-         "\nOver the seeds that reached the target at an evaluation (every "
-         "impl.validate_every_nth_step "
-         "steps); passes count every gradient evaluation; time excludes evaluation. These runs "
-         "stopped at the target, so the accuracies above are those at the stop: compare such "
-         "rows by this table.\n\n";
-}
-
 }  // namespace
 
 int write_report(const std::vector<std::string>& run_dirs, const std::string& out_dir,
@@ -561,11 +553,12 @@ int write_report(const std::vector<std::string>& run_dirs, const std::string& ou
   };
   const std::vector<Plot> plots = render_plots(rows, runs, x);
   for (const Plot& p : plots) write(p.def->file, p.svg);
+  const std::vector<TargetCost> costs = target_costs(rows, runs);
   write("report.md", markdown_document(table, conclusion, plots, x) +
-                         time_to_accuracy_section(rows, runs) + analysis_section(runs, out));
+                         time_to_accuracy_section(costs) + analysis_section(runs, out));
   write("report.csv", csv_document(rows));
-  write("report.json", json_document(rows, runs, conclusion, plots));
-  write("report.html", html_document(rows, runs, conclusion, plots, x));
+  write("report.json", json_document(rows, runs, conclusion, plots, costs));
+  write("report.html", html_document(rows, runs, conclusion, plots, x, costs));
 
   console << table << "\n" << conclusion_markdown(conclusion) << "\n";
   console << "report written to " << (out / "report.md").string() << " (+ .csv, .json, .html, "
