@@ -68,7 +68,8 @@ void TrainingObjective::for_each_block(const std::function<void(int64_t, const B
   // Callers may sit inside a no-grad scope (the trainer's step hook); the analyses need graphs.
   torch::AutoGradMode enable_grad(true);
   model_.train(options_.batchnorm_train);
-  for (int64_t b = comm_.rank(); b < num_blocks(); b += comm_.world_size()) {
+  for (int64_t b = 0; b < num_blocks(); ++b) {
+    if (!owns(comm_, b)) continue;
     const Block block = make_block(b);
     const double smoothing = options_.label_smoothing;
     BlockForward forward = [&]() {
@@ -157,8 +158,11 @@ void TrainingObjective::recompute_batchnorm_statistics() {
   if (restore.empty()) return;
   model_.train(true);
   int64_t mine = 0;
-  for (int64_t b = comm_.rank(); b < num_blocks(); b += comm_.world_size(), ++mine)
-    model_.forward(make_block(b).inputs);
+  for (int64_t b = 0; b < num_blocks(); ++b)
+    if (owns(comm_, b)) {
+      model_.forward(make_block(b).inputs);
+      ++mine;
+    }
   model_.train(training);
   for (auto& r : restore) r();
   // Each rank holds the average over its own blocks: weight by the block count and sum.

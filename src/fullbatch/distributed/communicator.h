@@ -32,6 +32,13 @@ class Communicator {
   bool is_root() const { return rank() == 0; }
 };
 
+// Whether this rank computes item `index` of a pass (a training block, an evaluation chunk):
+// items are dealt round-robin, so an item's index, not the rank, keys its randomness, and the sum
+// over ranks is the whole pass whatever the world size. The one dealing rule of every loop.
+inline bool owns(const Communicator& comm, int64_t index) {
+  return index % comm.world_size() == comm.rank();
+}
+
 class LocalCommunicator final : public Communicator {
  public:
   int rank() const override { return 0; }

@@ -17,7 +17,7 @@ Evaluation evaluate_model(Classifier& model, const Dataset& data, const EvalOpti
   torch::Tensor correct = torch::zeros({}, stat_options);
   int64_t index = 0;
   for (int64_t begin = 0; begin < n; begin += chunk, ++index) {
-    if (static_cast<int>(index % comm.world_size()) != comm.rank()) continue;
+    if (!owns(comm, index)) continue;
     Block block = test_block(data, begin, std::min(n, begin + chunk), execution.channels_last);
     torch::Tensor logits;
     {

@@ -61,8 +61,7 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
   const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   BlockStats stats = zero_stats();
   for (size_t b = 0; b < blocks.size(); ++b) {
-    // Blocks are dealt round-robin; the block id, not the rank, keys its augmentation.
-    if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
+    if (!owns(*comm_, static_cast<int64_t>(b))) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
     accumulate_block(Loop::kFullBatch, block, lr, weight, stats, penalty_for_block(step, b),
                      prepass_gradient);
@@ -140,7 +139,7 @@ TensorList Trainer::prepass_gradient(int64_t step, const std::vector<torch::Tens
   zero_grads();
   const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   for (size_t b = 0; b < blocks.size(); ++b) {
-    if (static_cast<int>(b % comm_->world_size()) != comm_->rank()) continue;
+    if (!owns(*comm_, static_cast<int64_t>(b))) continue;
     Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
     BlockGradient g = block_gradient([&] { return forward(block.inputs, block.labels); }, params_);
     if (options_.gradient.clip.block_max_norm > 0)
