@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages (scripts/setup.sh), configures and builds into ./build.
-# Incremental: a second run rebuilds only what changed. TARGET=fullbatch builds the program alone
-# (scripts/demo.sh: the demo needs no tests); the default builds everything.
+# Incremental: a second run rebuilds only what changed. FULLBATCH_TARGET=fullbatch builds the
+# program alone (scripts/demo.sh: the demo needs no tests); the default builds everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,4 +10,4 @@ JOBS=${JOBS:-2}
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
 fi
-cmake --build "$BUILD_DIR" -j "$JOBS" ${TARGET:+--target "$TARGET"}
+cmake --build "$BUILD_DIR" -j "$JOBS" ${FULLBATCH_TARGET:+--target "$FULLBATCH_TARGET"}

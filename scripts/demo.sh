@@ -4,5 +4,5 @@
 # Extra arguments go to `fullbatch demo` (e.g. data.name=cifar10 data.path=../shared/data/cifar10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET=fullbatch bash scripts/build.sh
+FULLBATCH_TARGET=fullbatch bash scripts/build.sh
 exec "${BUILD_DIR:-build}/fullbatch" demo "$@"
