@@ -16,6 +16,7 @@
 #include "fullbatch/common/error.h"
 #include "fullbatch/distributed/launch.h"
 #include "fullbatch/distributed/process_group.h"
+#include "fullbatch/training/block_pass.h"
 #include "test_util.h"
 
 namespace fullbatch {
@@ -104,6 +105,57 @@ TEST(Distributed, BucketsGroupByDtypeAndDeviceUnderTheCap) {
   EXPECT_EQ(b[2], (std::vector<size_t>{3}));
   EXPECT_EQ(b[3], (std::vector<size_t>{4}));
   EXPECT_EQ(plan_buckets(t, 1 << 20).size(), 2u);
+}
+
+// One rank of a world, recording what it is asked to sum (the tensors' values at that moment).
+class RecordingCommunicator final : public Communicator {
+ public:
+  RecordingCommunicator(int rank, int world) : rank_(rank), world_(world) {}
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
+    for (const auto& t : tensors) reduced.push_back(t.clone());
+  }
+  void broadcast(std::vector<torch::Tensor>&, int) override {}
+  void barrier() override {}
+  std::vector<torch::Tensor> reduced;
+
+ private:
+  int rank_, world_;
+};
+
+TEST(Distributed, BlockPassDealsEachBlockOnceWeighsItOneOverBAndSumsAfterTheVisits) {
+  const int64_t blocks = 7;
+  const int world = 3;
+  std::vector<int> visits(blocks, 0);
+  for (int rank = 0; rank < world; ++rank) {
+    RecordingCommunicator comm(rank, world);
+    torch::Tensor sum = torch::zeros({1}, torch::kFloat64);
+    std::vector<int64_t> mine;
+    sum_over_blocks(
+        comm, blocks,
+        [&](int64_t b, double weight) {
+          EXPECT_EQ(weight, 1.0 / 7.0);
+          mine.push_back(b);
+          ++visits[b];
+          sum.add_(weight);
+        },
+        [&] { return TensorList{sum}; });
+    // Round-robin, in order: rank r holds r, r + 3, ...
+    std::vector<int64_t> expected;
+    for (int64_t b = rank; b < blocks; b += world) expected.push_back(b);
+    EXPECT_EQ(mine, expected) << "rank " << rank;
+    // One reduction, of the sum as it stood after this rank's visits.
+    ASSERT_EQ(comm.reduced.size(), 1u) << "rank " << rank;
+    EXPECT_DOUBLE_EQ(comm.reduced[0].item<double>(), static_cast<double>(expected.size()) / 7.0);
+  }
+  EXPECT_EQ(visits, std::vector<int>(blocks, 1));
+  // One process: every block, and nothing to sum over ranks.
+  RecordingCommunicator alone(0, 1);
+  int64_t seen = 0;
+  sum_over_blocks(alone, blocks, [&](int64_t, double) { ++seen; }, [] { return TensorList{}; });
+  EXPECT_EQ(seen, blocks);
+  EXPECT_TRUE(alone.reduced.empty());
 }
 
 TEST(Distributed, EnvironmentParsing) {

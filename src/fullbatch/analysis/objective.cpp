@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/training/block_pass.h"
 #include "fullbatch/training/loss.h"
 
 namespace fullbatch {
@@ -63,21 +64,28 @@ Block TrainingObjective::make_block(int64_t b) const {
   return source_.block(torch::arange(begin, end, torch::kLong), 0, static_cast<uint64_t>(b));
 }
 
-void TrainingObjective::for_each_block(const std::function<void(int64_t, const Block&, const BlockForward&)>& visit) {
+void TrainingObjective::visit_blocks(const WeightedVisit& visit, const std::function<TensorList()>& sums) {
   ModuleStateGuard guard(model_);
   // Callers may sit inside a no-grad scope (the trainer's step hook); the analyses need graphs.
   torch::AutoGradMode enable_grad(true);
   model_.train(options_.batchnorm_train);
-  for (int64_t b = 0; b < num_blocks(); ++b) {
-    if (!owns(comm_, b)) continue;
-    const Block block = make_block(b);
-    const double smoothing = options_.label_smoothing;
-    BlockForward forward = [&]() {
-      torch::Tensor logits = model_.forward(block.inputs);
-      return ForwardResult{training_loss(logits, block.labels, smoothing), logits};
-    };
-    visit(b, block, forward);
-  }
+  const double smoothing = options_.label_smoothing;
+  sum_over_blocks(
+      comm_, num_blocks(),
+      [&](int64_t b, double weight) {
+        const Block block = make_block(b);
+        BlockForward forward = [&]() {
+          torch::Tensor logits = model_.forward(block.inputs);
+          return ForwardResult{training_loss(logits, block.labels, smoothing), logits};
+        };
+        visit(b, weight, block, forward);
+      },
+      sums);
+}
+
+void TrainingObjective::for_each_block(const std::function<void(int64_t, const Block&, const BlockForward&)>& visit) {
+  visit_blocks([&](int64_t b, double, const Block& block, const BlockForward& forward) { visit(b, block, forward); },
+               [] { return TensorList{}; });
 }
 
 ObjectiveValue TrainingObjective::value(bool with_gradient) {
@@ -85,25 +93,25 @@ ObjectiveValue TrainingObjective::value(bool with_gradient) {
   TensorList gradient;
   if (with_gradient)
     for (const auto& p : params_) gradient.push_back(torch::zeros_like(p));
-  for_each_block([&](int64_t b, const Block& block, const BlockForward& forward) {
-    const double weight = block_weight();
-    const torch::Tensor& labels = block.labels;
-    ForwardResult out;
-    if (with_gradient) {
-      BlockGradient g = block_gradient(forward, params_);
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < gradient.size(); ++i) gradient[i].add_(g.grads[i], weight);
-      out = {g.loss, g.logits};
-    } else {
-      torch::NoGradGuard no_grad;
-      out = forward();
-    }
-    loss_sum += out.loss.item<double>() * weight;
-    correct += out.logits.argmax(1).eq(labels.to(out.logits.device())).sum().item<double>();
-  });
+  visit_blocks(
+      [&](int64_t, double weight, const Block& block, const BlockForward& forward) {
+        const torch::Tensor& labels = block.labels;
+        ForwardResult out;
+        if (with_gradient) {
+          BlockGradient g = block_gradient(forward, params_);
+          torch::NoGradGuard no_grad;
+          for (size_t i = 0; i < gradient.size(); ++i) gradient[i].add_(g.grads[i], weight);
+          out = {g.loss, g.logits};
+        } else {
+          torch::NoGradGuard no_grad;
+          out = forward();
+        }
+        loss_sum += out.loss.item<double>() * weight;
+        correct += out.logits.argmax(1).eq(labels.to(out.logits.device())).sum().item<double>();
+      },
+      [&] { return gradient; });
   const torch::Device device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].device();
   const std::vector<double> totals = sum_over_ranks(comm_, {loss_sum, correct}, device);
-  sum_over_ranks(comm_, gradient);
   double loss = totals[0];
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < decays_.size(); ++i) {
@@ -117,13 +125,13 @@ ObjectiveValue TrainingObjective::value(bool with_gradient) {
 TensorList TrainingObjective::hessian_vector_product(const TensorList& v) {
   TensorList hv;
   for (const auto& p : params_) hv.push_back(torch::zeros_like(p));
-  for_each_block([&](int64_t b, const Block&, const BlockForward& forward) {
-    const double weight = block_weight();
-    TensorList part = exact_hessian_vector_product(forward, params_, v);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < hv.size(); ++i) hv[i].add_(part[i], weight);
-  });
-  sum_over_ranks(comm_, hv);
+  visit_blocks(
+      [&](int64_t, double weight, const Block&, const BlockForward& forward) {
+        TensorList part = exact_hessian_vector_product(forward, params_, v);
+        torch::NoGradGuard no_grad;
+        for (size_t i = 0; i < hv.size(); ++i) hv[i].add_(part[i], weight);
+      },
+      [&] { return hv; });
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < decays_.size(); ++i)
     if (decays_[i] != 0) hv[i].add_(v[i].to(hv[i].dtype()), decays_[i]);
@@ -158,11 +166,10 @@ void TrainingObjective::recompute_batchnorm_statistics() {
   if (restore.empty()) return;
   model_.train(true);
   int64_t mine = 0;
-  for (int64_t b = 0; b < num_blocks(); ++b)
-    if (owns(comm_, b)) {
-      model_.forward(make_block(b).inputs);
-      ++mine;
-    }
+  for_each_owned_block(comm_, num_blocks(), [&](int64_t b, double) {
+    model_.forward(make_block(b).inputs);
+    ++mine;
+  });
   model_.train(training);
   for (auto& r : restore) r();
   // Each rank holds the average over its own blocks: weight by the block count and sum.

@@ -1,10 +1,10 @@
 #pragma once
 // The full-batch training loss as a function of the parameters, for analyses: the mean of the block
 // losses (each block weighted 1/B, as training weights them) over fixed, unaugmented blocks of the
-// training set (data.batch_size images each, in index order),
-// its gradient, per-block gradients and exact Hessian-vector products by double backprop, each
-// summed over the blocks. With several processes, block b belongs to rank b % world and sums go
-// through the Communicator, as training deals its blocks.
+// training set (data.batch_size images each, in index order), its gradient, per-block gradients
+// and exact Hessian-vector products by double backprop, each summed over the blocks. Every loop
+// over the blocks is the trainer's pass (training/block_pass.h): the same dealing over ranks, the
+// same weights, the same sum through the Communicator.
 //
 // BatchNorm runs in training mode (batch statistics: the loss training minimizes) or in eval mode
 // (running statistics). Either way every buffer and the module's mode are restored bit for bit
@@ -22,6 +22,7 @@
 #include "fullbatch/models/model.h"
 #include "fullbatch/optim/optimizer.h"
 #include "fullbatch/optim/regularizer.h"
+#include "fullbatch/training/block_pass.h"
 #include "fullbatch/training/loss.h"
 
 namespace fullbatch {
@@ -56,7 +57,7 @@ class TrainingObjective {
   int64_t images() const { return images_; }
   int64_t num_blocks() const { return static_cast<int64_t>(bounds_.size()); }
   int64_t block_images(int64_t b) const { return bounds_[b].second - bounds_[b].first; }
-  // Each block's weight in the mean loss: 1/B, the trainer's (training/loss.h).
+  // Each block's weight in the mean loss: 1/B, the trainer's (training/block_pass.h).
   double block_weight() const { return full_batch_block_weight(num_blocks()); }
   Communicator& comm() { return comm_; }
 
@@ -73,6 +74,10 @@ class TrainingObjective {
 
  private:
   Block make_block(int64_t b) const;
+  // The pass over this rank's blocks (training/block_pass.h) in the analysis' BatchNorm mode,
+  // buffers restored afterwards, then `sums()` added over ranks: visit(b, weight, block, forward).
+  using WeightedVisit = std::function<void(int64_t, double, const Block&, const BlockForward&)>;
+  void visit_blocks(const WeightedVisit& visit, const std::function<TensorList()>& sums);
 
   Classifier& model_;
   const Dataset& data_;

@@ -10,6 +10,7 @@
 #include "fullbatch/common/rng.h"
 #include "fullbatch/optim/clip_noise.h"
 #include "fullbatch/optim/regularizer.h"
+#include "fullbatch/training/block_pass.h"
 #include "fullbatch/training/loss.h"
 #include "fullbatch/training/trainer.h"
 
@@ -58,16 +59,15 @@ Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
                                                       const std::vector<torch::Tensor>& blocks,
                                                       const TensorList& prepass_gradient, uint64_t draw) {
   zero_grads();
-  const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
   BlockStats stats = zero_stats();
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    if (!owns(*comm_, static_cast<int64_t>(b))) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
-    accumulate_block(Loop::kFullBatch, block, lr, weight, stats, penalty_for_block(step, b),
-                     prepass_gradient);
-  }
-  TensorList grads = gradient_buffers();
-  comm_->all_reduce_sum(grads);
+  sum_over_blocks(
+      *comm_, static_cast<int64_t>(blocks.size()),
+      [&](int64_t b, double weight) {
+        Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
+        accumulate_block(Loop::kFullBatch, block, lr, weight, stats, penalty_for_block(step, b),
+                         prepass_gradient);
+      },
+      [&] { return gradient_buffers(); });
   return stats;
 }
 
@@ -135,19 +135,19 @@ void Trainer::add_to_gradient(const TensorList& grads, double weight) {
 // hyp.batch_clip), from a pass of its own with a new augmentation draw, as the reference's
 // second pass over its loader. The pass runs in training mode (BatchNorm statistics move).
 TensorList Trainer::prepass_gradient(int64_t step, const std::vector<torch::Tensor>& blocks,
-                                          uint64_t draw) {
+                                     uint64_t draw) {
   zero_grads();
-  const double weight = full_batch_block_weight(static_cast<int64_t>(blocks.size()));
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    if (!owns(*comm_, static_cast<int64_t>(b))) continue;
-    Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
-    BlockGradient g = block_gradient([&] { return forward(block.inputs, block.labels); }, params_);
-    if (options_.gradient.clip.block_max_norm > 0)
-      clip_to_norm(g.grads, options_.gradient.clip.block_max_norm, options_.gradient.clip.norm_type);
-    add_to_gradient(g.grads, weight);
-  }
-  TensorList grads = gradient_buffers();
-  comm_->all_reduce_sum(grads);
+  const ClipSettings& clip = options_.gradient.clip;
+  TensorList grads;
+  sum_over_blocks(
+      *comm_, static_cast<int64_t>(blocks.size()),
+      [&](int64_t b, double weight) {
+        Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
+        BlockGradient g = block_gradient([&] { return forward(block.inputs, block.labels); }, params_);
+        if (clip.block_max_norm > 0) clip_to_norm(g.grads, clip.block_max_norm, clip.norm_type);
+        add_to_gradient(g.grads, weight);
+      },
+      [&] { return grads = gradient_buffers(); });
   TensorList full = clone_detached(grads);
   zero_grads();
   return full;

@@ -11,12 +11,4 @@ namespace fullbatch {
 // Mean over the batch; plain cross-entropy when `smoothing` is 0.
 torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& labels, double smoothing);
 
-// The weight of each of B blocks in the full-batch objective: 1/B, every block equal whatever its
-// size, as the reference's accumulation (a short last block weighs as much as a full one). The
-// trainer's step and the analyses' objective both use this one definition, so the Hessian the
-// analyses report is that of the objective the run follows.
-inline double full_batch_block_weight(int64_t blocks) {
-  return 1.0 / static_cast<double>(blocks);
-}
-
 }  // namespace fullbatch
