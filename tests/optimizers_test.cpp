@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fullbatch/common/error.h"
@@ -224,7 +225,7 @@ TEST(Lbfgs, NoLineSearchTwoStepsByHand) {
   const double h[2] = {1.0, 3.0}, lr = 0.1;
   torch::Tensor w = leaf({1.0, -2.0});
   LbfgsOptions o;
-  o.line_search = "none";
+  o.line_search = LineSearch::kNone;
   Lbfgs opt({w}, o);
   EXPECT_FALSE(opt.needs_closure());
   int calls = 0;
@@ -613,6 +614,40 @@ TEST(MakeOptimizer, ReferenceDefaultsAreTheYamlFiles) {
   EXPECT_EQ(reference_optimizer_settings("gd-agc").weight_decay, 2e-5);
   EXPECT_EQ(reference_optimizer_settings("fista").weight_decay, 0.0);
   EXPECT_EQ(reference_optimizer_settings("gd").weight_decay, 5e-4);
+  // The optimizer keys of each yaml, now read from each optimizer's own options.
+  EXPECT_EQ(reference_optimizer_settings("adam").betas, (std::array<double, 2>{0.9, 0.999}));
+  EXPECT_FALSE(reference_optimizer_settings("adam").amsgrad);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").eps, 1e-2);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").history_size, 10);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").c1, 1e-4);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").c2, 0.9);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").eta, 2.0);
+  EXPECT_EQ(reference_optimizer_settings("lbfgs").max_linesearches, 10);
+  EXPECT_EQ(reference_optimizer_settings("gd-agc").eps, 1e-3);
+  EXPECT_EQ(reference_optimizer_settings("gd-agc").clipping, 0.01);
+  EXPECT_EQ(reference_optimizer_settings("fista").fista_mod, (std::array<double, 3>{1, 1, 4}));
+  EXPECT_EQ(reference_optimizer_settings("adaptive-gd").interval, 10);
+  EXPECT_EQ(reference_optimizer_settings("adaptive-gd").norm_type, 2.0);
+}
+
+// gd.yaml stands in two places by design: OptimizerSettings' defaults (what the config holds) and
+// SgdOptions' (Gradient Descent's own options, used without a config). They must agree, and the
+// config must hold the settings struct itself, not a copy with defaults of its own.
+TEST(MakeOptimizer, GdYamlDefaultsAgreeBetweenTheSettingsAndSgdOptions) {
+  static_assert(std::is_same<decltype(Config::Hyp::optim), OptimizerSettings>::value,
+                "the config holds the optimizer's settings struct");
+  const OptimizerSettings s;
+  const SgdOptions o;
+  EXPECT_EQ(s.lr, 0.1);
+  EXPECT_EQ(s.momentum, 0.9);
+  EXPECT_EQ(s.weight_decay, 5e-4);
+  EXPECT_TRUE(s.nesterov);
+  EXPECT_EQ(s.dampening, 0.0);
+  EXPECT_EQ(o.momentum, s.momentum);
+  EXPECT_EQ(o.weight_decay, s.weight_decay);
+  EXPECT_EQ(o.nesterov, s.nesterov);
+  EXPECT_EQ(o.dampening, s.dampening);
+  EXPECT_EQ(Config{}.hyp.optim.modification.name, "none");
 }
 
 TEST(MakeOptimizer, OnlyLinearLayersWeightDecayFollowsTheReferencesRules) {
@@ -628,6 +663,22 @@ TEST(MakeOptimizer, OnlyLinearLayersWeightDecayFollowsTheReferencesRules) {
   EXPECT_EQ(parameter_weight_decays(names, s), (std::vector<double>{0, 0, 0, 0.5, 0.5, 0.5}));
   s.name = "FISTA";
   EXPECT_EQ(parameter_weight_decays(names, s), std::vector<double>(6, 0.0));
+}
+
+// hyp.optim.line_search is resolved from its spelling once, in make_optimizer: any spelling the key
+// takes reaches L-BFGS as the same line search (Wolfe needs the closure, none does not).
+TEST(MakeOptimizer, LineSearchSpellingsReachLbfgsAsOneValue) {
+  torch::Tensor a = leaf({1.0, 2.0});
+  for (const std::string& wolfe : {"Wolfe", "wolfe", "WOLFE"}) {
+    OptimizerSettings s = settings("lbfgs");
+    s.line_search = wolfe;
+    EXPECT_TRUE(make_optimizer({a}, {}, s)->needs_closure()) << wolfe;
+  }
+  for (const std::string& none : {"none", "None", ""}) {
+    OptimizerSettings s = settings("lbfgs");
+    s.line_search = none;
+    EXPECT_FALSE(make_optimizer({a}, {}, s)->needs_closure()) << "'" << none << "'";
+  }
 }
 
 // A value that is wrong only with another key's value is the user's error, named by the optimizer.

@@ -107,7 +107,7 @@ TEST(OptimizerKeys, NamesTakeTheReferenceSpellingAndAliases) {
   set_key(c, "hyp.optim.name", "Adam");
   EXPECT_EQ(c.hyp.optim.name, "Adam");
   set_key(c, "hyp.optim_modification.name", "sam");
-  EXPECT_EQ(c.hyp.optim_modification.name, "SAM");
+  EXPECT_EQ(c.hyp.optim.modification.name, "SAM");
   try {
     set_key(c, "hyp.optim.name", "rmsprop");
     FAIL();
@@ -142,7 +142,7 @@ TEST(OptimizerKeys, EverySpellingTheOptimizerTakesWorksThroughTheConfig) {
   for (const Spelling& s : modification_spellings())
     for (const std::string& text : s.aliases) {
       apply_override(c, "hyp.optim_modification.name=" + text);
-      EXPECT_EQ(c.hyp.optim_modification.name, s.name) << text;
+      EXPECT_EQ(c.hyp.optim.modification.name, s.name) << text;
       EXPECT_EQ(canonical_modification_name(text), s.name) << text;
     }
   EXPECT_EQ(names_of(optimizer_spellings()), optimizer_names());

@@ -180,7 +180,7 @@ std::string to_yaml(const Config& config) {
     std::vector<YAML::Node> path{root};
     for (size_t i = 0; i + 1 < parts.size(); ++i) path.push_back(path.back()[parts[i]]);
     std::string value = def.get(config);
-    if (def.info.type == "string" || def.info.type == "numbers") {  // "0.9,0.999" stays text
+    if (def.info.written_as_text) {
       path.back()[parts.back()] = value;
     } else {
       path.back()[parts.back()] = YAML::Load(value);

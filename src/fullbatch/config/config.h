@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fullbatch/config/enums.h"
+#include "fullbatch/config/optimizer_settings.h"
 
 namespace fullbatch {
 
@@ -48,38 +49,9 @@ struct Config {
     bool shuffle = false;
     bool sample_with_replacement = false;
     int64_t train_switch_stochastic = 0;  // >0: switch from full batch to SGD after this step
-    // The reference's hyp.optim group (docs/optimizers.md); name is stored in its canonical
-    // spelling. Keys an optimizer does not use are ignored by it.
-    struct Optim {
-      std::string name = "Gradient Descent";
-      double lr = 0.1;
-      double momentum = 0.9;
-      double weight_decay = 5e-4;
-      bool nesterov = true;
-      double dampening = 0.0;
-      std::array<double, 2> betas = {0.9, 0.999};  // Adam
-      double eps = 0.0;                 // 0 = the optimizer's reference default
-      bool amsgrad = false;             // Adam
-      int64_t history_size = 10;        // L-BFGS
-      std::string line_search = "Wolfe";  // L-BFGS: Wolfe or none
-      bool damping = true;              // L-BFGS
-      double eta = 2.0;                 // L-BFGS line search: step growth
-      double c1 = 1e-4;                 // L-BFGS: Armijo constant
-      double c2 = 0.9;                  // L-BFGS: curvature constant
-      int64_t max_linesearches = 10;    // L-BFGS
-      std::array<double, 3> fista_mod = {1, 1, 4};  // FISTA: the momentum sequence's (p, q, r)
-      double clipping = 0.01;           // GD-AGC: unit-wise clipping ratio
-      int64_t interval = 10;            // Adaptive Gradient Descent
-      double norm_type = 2.0;           // Adaptive Gradient Descent
-    } optim;
-    bool only_linear_layers_weight_decay = false;  // no weight decay on biases and gains
-    // hyp.optim_modification: none, SAM, LARS or LARC wrapped around the optimizer.
-    struct OptimModification {
-      std::string name = "none";
-      double rho = 0.05;                 // SAM
-      double trust_coefficient = 0.02;  // LARS/LARC
-      double eps = 1e-8;                // LARS/LARC
-    } optim_modification;
+    // hyp.optim, hyp.optim_modification and hyp.only_linear_layers_weight_decay: the
+    // optimizer's own settings struct (docs/optimizers.md); name is stored in its canonical spelling.
+    OptimizerSettings optim;
     int64_t warmup = 5;
     ScheduleSpec scheduler;                  // cosine-decay
     double grad_clip = 0.0;                  // l2 (or inf) norm of the full gradient; 0 = off
@@ -161,9 +133,12 @@ struct Config {
 
 struct KeyInfo {
   std::string key;
-  std::string type;  // int, float, bool, string
+  std::string type;  // int, float, bool, string, numbers (as `fullbatch keys` lists them)
   std::string help;
   bool affects_results;  // a resumed run must agree on it
+  // config.yaml holds the value as a YAML string ("0.9,0.999" stays one text, a name is not
+  // reparsed), not as the scalar its text would load as.
+  bool written_as_text = false;
 };
 
 // All keys, in the order config.yaml lists them.

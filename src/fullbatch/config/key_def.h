@@ -126,7 +126,7 @@ KeyDef bool_key(std::string key, std::string help, bool affects, Ref ref) {
 template <class Ref>
 KeyDef string_key(std::string key, std::string help, bool affects, Ref ref,
                   std::function<std::string(const std::string&)> check = {}) {
-  return {{key, "string", help, affects},
+  return {{key, "string", help, affects, /*written_as_text=*/true},
           [ref, check](Config& c, const std::string& text) {
             if (!is_printable_utf8(text))
               throw BadValue{"must be printable UTF-8 text (no control characters)"};
@@ -160,7 +160,7 @@ inline std::function<std::string(const std::string&)> one_of(std::vector<std::st
 template <class Ref>
 KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref,
                      const std::vector<Spelling>& names) {
-  return {{key, "string", help, affects},
+  return {{key, "string", help, affects, /*written_as_text=*/true},
           [ref, &names](Config& c, const std::string& text) {
             const Spelling* spelling = find_spelling(text, names);
             if (spelling == nullptr) throw BadValue{"must be one of: " + joined(names_of(names))};
@@ -174,7 +174,7 @@ KeyDef canonical_key(std::string key, std::string help, bool affects, Ref ref,
 // (hyp.optim.betas, hyp.optim.fista_mod).
 template <size_t N, class Ref>
 KeyDef number_list_key(std::string key, std::string help, bool affects, Ref ref, Check check) {
-  return {{key, "numbers", help, affects},
+  return {{key, "numbers", help, affects, /*written_as_text=*/true},
           [ref, check](Config& c, const std::string& text) {
             const std::string expected =
                 "expected " + std::to_string(N) + " comma-separated numbers";
@@ -204,7 +204,7 @@ KeyDef number_list_key(std::string key, std::string help, bool affects, Ref ref,
 template <class Ref>
 KeyDef enum_key(std::string key, std::string help, bool affects, Ref ref) {
   using E = std::decay_t<decltype(ref(std::declval<Config&>()))>;
-  return {{key, "string", help, affects},
+  return {{key, "string", help, affects, /*written_as_text=*/true},
           [ref](Config& c, const std::string& text) {
             E value;
             if (!parse_enum(text, value)) {
@@ -219,7 +219,7 @@ KeyDef enum_key(std::string key, std::string help, bool affects, Ref ref) {
 }
 
 inline KeyDef schedule_key(std::string key, std::string help) {
-  return {{key, "string", help, true},
+  return {{key, "string", help, true, /*written_as_text=*/true},
           [](Config& c, const std::string& text) {
             if (!parse_schedule(text, c.hyp.scheduler))
               throw BadValue{

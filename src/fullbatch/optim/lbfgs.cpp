@@ -7,19 +7,8 @@
 #include <limits>
 
 #include "fullbatch/common/error.h"
-#include "fullbatch/common/names.h"
 
 namespace fullbatch {
-namespace {
-
-bool is_wolfe(const std::string& line_search) {
-  const Spelling* s = find_spelling(line_search, line_search_spellings());
-  if (s != nullptr) return s->name == "Wolfe";
-  throw UserError("hyp.optim.line_search: '" + line_search +
-                  "' is not one of 'Wolfe', 'none' (L-BFGS)");
-}
-
-}  // namespace
 
 double quadratic_interpolation(double a, double fa, double ga, double b, double fb) {
   double x;
@@ -38,7 +27,7 @@ Lbfgs::Lbfgs(std::vector<torch::Tensor> params, LbfgsOptions options,
     : params_(std::move(params)),
       weight_decays_(per_parameter(std::move(weight_decays), params_.size(), 0.0)),
       options_(std::move(options)),
-      wolfe_(is_wolfe(options_.line_search)) {
+      wolfe_(options_.line_search == LineSearch::kWolfe) {
   const LbfgsOptions& o = options_;
   expects(o.history_size >= 1, "Lbfgs: history_size must be >= 1");
   expects(o.eps > 0, "Lbfgs: eps must be > 0");  // the key's 0 is replaced by 1e-2 before

@@ -13,9 +13,12 @@
 
 namespace fullbatch {
 
+// hyp.optim.line_search, resolved from its spelling once (make_optimizer).
+enum class LineSearch { kWolfe, kNone };
+
 struct LbfgsOptions {
   int64_t history_size = 10;
-  std::string line_search = "Wolfe";  // Wolfe or none
+  LineSearch line_search = LineSearch::kWolfe;
   double eps = 1e-2;                  // curvature pair rejection / damping threshold
   bool damping = true;
   double eta = 2.0;  // growth of the step while no upper bracket is known

@@ -38,14 +38,54 @@ std::string canonical(const std::string& name, const std::vector<Spelling>& spel
   throw UserError(out.str());
 }
 
-SgdOptions sgd_options(const OptimizerSettings& s) {
-  return {s.momentum, s.weight_decay, s.nesterov, s.dampening};
-}
-
-// The unset eps of Adam, L-BFGS and GD-AGC is the reference's default for each.
+// The unset eps of Adam, L-BFGS and GD-AGC is the reference's default for each, which is the
+// default of the optimizer's own options.
 double eps_or(const OptimizerSettings& s, double reference_default) {
   expects(s.eps >= 0, "make_optimizer: eps must be >= 0 (0 = the optimizer's default)");
   return s.eps > 0 ? s.eps : reference_default;
+}
+
+// Each optimizer's options from the settings, by name: the keys it uses, nothing else.
+SgdOptions sgd_options(const OptimizerSettings& s) {
+  SgdOptions o;
+  o.momentum = s.momentum, o.weight_decay = s.weight_decay;
+  o.nesterov = s.nesterov, o.dampening = s.dampening;
+  return o;
+}
+
+AdamWOptions adamw_options(const OptimizerSettings& s) {
+  AdamWOptions o;
+  o.betas = s.betas, o.eps = eps_or(s, AdamWOptions{}.eps);
+  o.weight_decay = s.weight_decay, o.amsgrad = s.amsgrad;
+  return o;
+}
+
+LbfgsOptions lbfgs_options(const OptimizerSettings& s) {
+  LbfgsOptions o;
+  o.history_size = s.history_size, o.eps = eps_or(s, LbfgsOptions{}.eps), o.damping = s.damping;
+  o.eta = s.eta, o.c1 = s.c1, o.c2 = s.c2, o.max_linesearches = s.max_linesearches;
+  const bool wolfe =
+      canonical(s.line_search, line_search_spellings(), "hyp.optim.line_search") == "Wolfe";
+  o.line_search = wolfe ? LineSearch::kWolfe : LineSearch::kNone;
+  return o;
+}
+
+AgcOptions agc_options(const OptimizerSettings& s) {
+  AgcOptions o;
+  o.sgd = sgd_options(s), o.clipping = s.clipping, o.eps = eps_or(s, AgcOptions{}.eps);
+  return o;
+}
+
+AdaptiveGdOptions adaptive_gd_options(const OptimizerSettings& s) {
+  AdaptiveGdOptions o;
+  o.sgd = sgd_options(s), o.interval = s.interval, o.norm_type = s.norm_type;
+  return o;
+}
+
+LarsOptions lars_options(const OptimizerSettings::Modification& m, bool larc) {
+  LarsOptions o;
+  o.trust_coefficient = m.trust_coefficient, o.eps = m.eps, o.clip = larc;
+  return o;
 }
 
 bool starts_with_any(const std::string& name, const std::vector<std::string>& prefixes) {
@@ -59,32 +99,21 @@ std::unique_ptr<Optimizer> make_base(const std::string& name,
                                      const std::vector<std::string>& names,
                                      const OptimizerSettings& s, std::vector<double> decays) {
   if (name == kGd) return std::make_unique<Sgd>(params, sgd_options(s), std::move(decays));
-  if (name == kAdam)
-    return std::make_unique<AdamW>(
-        params, AdamWOptions{s.betas, eps_or(s, 1e-8), s.weight_decay, s.amsgrad},
-        std::move(decays));
-  if (name == kLbfgs) {
-    LbfgsOptions o;
-    o.history_size = s.history_size;
-    o.line_search = s.line_search;
-    o.eps = eps_or(s, 1e-2);
-    o.damping = s.damping;
-    o.eta = s.eta;
-    o.c1 = s.c1;
-    o.c2 = s.c2;
-    o.max_linesearches = s.max_linesearches;
-    return std::make_unique<Lbfgs>(params, o, std::move(decays));
+  if (name == kAdam) return std::make_unique<AdamW>(params, adamw_options(s), std::move(decays));
+  if (name == kLbfgs) return std::make_unique<Lbfgs>(params, lbfgs_options(s), std::move(decays));
+  if (name == kFista) {
+    FistaOptions o;
+    o.fista_mod = s.fista_mod;
+    return std::make_unique<Fista>(params, o);
   }
-  if (name == kFista) return std::make_unique<Fista>(params, FistaOptions{s.fista_mod});
   if (name == kAgc) {
     std::vector<bool> clipped;
     for (const std::string& n : names)
       clipped.push_back(!starts_with_any(n, s.agc_unclipped_prefixes));
-    return std::make_unique<SgdAgc>(params, AgcOptions{sgd_options(s), s.clipping, eps_or(s, 1e-3)},
-                                    std::move(clipped), std::move(decays));
+    return std::make_unique<SgdAgc>(params, agc_options(s), std::move(clipped), std::move(decays));
   }
-  return std::make_unique<AdaptiveGradientDescent>(
-      params, AdaptiveGdOptions{sgd_options(s), s.interval, s.norm_type}, std::move(decays));
+  return std::make_unique<AdaptiveGradientDescent>(params, adaptive_gd_options(s),
+                                                   std::move(decays));
 }
 
 void check_state_shape(const std::string& key, const torch::Tensor& t, const torch::Tensor& like) {
@@ -121,38 +150,35 @@ std::string canonical_modification_name(const std::string& name) {
 }
 
 OptimizerSettings reference_optimizer_settings(const std::string& name) {
-  OptimizerSettings s;  // gd.yaml
+  // gd.yaml is OptimizerSettings' own defaults; each other yaml's optimizer keys are the defaults
+  // of that optimizer's options (written once, beside it), its lr and weight decay are set here.
+  OptimizerSettings s;
   s.name = canonical_optimizer_name(name);
   s.line_search = "none";  // gd.yaml's: the reference's line searches for GD are not ported
   if (s.name == kAdam) {   // adam.yaml: torch.optim.AdamW
+    const AdamWOptions o;
     s.lr = 1e-3;
-    s.betas = {0.9, 0.999};
-    s.eps = 1e-8;
-    s.weight_decay = 0.01;
-    s.amsgrad = false;
+    s.betas = o.betas, s.eps = o.eps, s.weight_decay = o.weight_decay, s.amsgrad = o.amsgrad;
   } else if (s.name == kLbfgs) {  // lbfgs.yaml
+    const LbfgsOptions o;
     s.lr = 1.0;
     s.weight_decay = 5e-4;
-    s.history_size = 10;
-    s.line_search = "Wolfe";
-    s.eps = 1e-2;
-    s.damping = true;
-    s.eta = 2;
-    s.c1 = 1e-4;
-    s.c2 = 0.9;
-    s.max_linesearches = 10;
+    s.history_size = o.history_size, s.eps = o.eps;
+    s.line_search = o.line_search == LineSearch::kWolfe ? "Wolfe" : "none";
+    s.damping = o.damping, s.eta = o.eta, s.c1 = o.c1, s.c2 = o.c2;
+    s.max_linesearches = o.max_linesearches;
   } else if (s.name == kFista) {  // fista.yaml (no weight decay, no projection)
     s.lr = 0.1;
     s.weight_decay = 0;
-    s.fista_mod = {1.0, 1.0, 4.0};
+    s.fista_mod = FistaOptions{}.fista_mod;
   } else if (s.name == kAgc) {  // gd_agc.yaml
+    const AgcOptions o;
     s.lr = 1.6;
     s.weight_decay = 2e-5;
-    s.clipping = 0.01;
-    s.eps = 1e-3;
+    s.clipping = o.clipping, s.eps = o.eps;
   } else if (s.name == kAdaptiveGd) {  // gd_clip.yaml
-    s.interval = 10;
-    s.norm_type = 2;
+    const AdaptiveGdOptions o;
+    s.interval = o.interval, s.norm_type = o.norm_type;
   }
   return s;
 }
@@ -195,7 +221,7 @@ std::unique_ptr<Optimizer> make_optimizer(std::vector<torch::Tensor> params,
   if (modification == "SAM") return std::make_unique<Sam>(std::move(base), params, m.rho);
   if (lars)
     return std::make_unique<Lars>(std::move(base), params, decays,
-                                  LarsOptions{m.trust_coefficient, m.eps, modification == "LARC"});
+                                  lars_options(m, modification == "LARC"));
   return base;
 }
 

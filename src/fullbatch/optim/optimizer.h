@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "fullbatch/config/optimizer_settings.h"
+
 namespace fullbatch {
 
 // Recomputes the loss and the full gradient at the current parameters into each parameter's
@@ -45,58 +47,6 @@ class Optimizer {
   virtual void load_state_dict(const OptimizerState& state) = 0;
 
   virtual bool needs_closure() const { return false; }
-};
-
-// hyp.optim.* and hyp.optim_modification.*, with the reference's key names. An optimizer ignores
-// the keys it does not use. Defaults are gd.yaml's; reference_optimizer_settings gives each
-// optimizer's own yaml.
-struct OptimizerSettings {
-  std::string name = "Gradient Descent";  // optimizer_names(), or one of its aliases
-  double lr = 0.1;  // the schedule's base value: optimizers take each step's lr from step()
-
-  // Gradient Descent, GD-AGC, Adaptive Gradient Descent (torch.optim.SGD's semantics)
-  double momentum = 0.9;
-  double weight_decay = 5e-4;  // every optimizer but FISTA (which has none in the reference)
-  bool nesterov = true;
-  double dampening = 0.0;
-
-  // Adam: torch.optim.AdamW
-  std::array<double, 2> betas = {0.9, 0.999};
-  double eps = 0.0;  // Adam, L-BFGS, GD-AGC; 0 = the reference's default (1e-8, 1e-2, 1e-3)
-  bool amsgrad = false;
-
-  // L-BFGS (the reference's lbfgs.py)
-  int64_t history_size = 10;
-  std::string line_search = "Wolfe";  // Wolfe or none (Gradient Descent ignores it)
-  bool damping = true;                // Powell damping of the curvature pairs
-  double eta = 2.0;                   // the line search's growth factor
-  double c1 = 1e-4;                   // sufficient decrease
-  double c2 = 0.9;                    // curvature
-  int64_t max_linesearches = 10;
-
-  // FISTA: the momentum sequence t' = (p + sqrt(q + r t^2)) / 2
-  std::array<double, 3> fista_mod = {1.0, 1.0, 4.0};
-
-  // GD-AGC: unit-wise clipping of each gradient row to clipping * max(|row of p|, eps)
-  double clipping = 0.01;
-  // Parameters whose names start with one of these are not clipped. The reference's rule is
-  // "linear": its NFNet's classifier; its ResNets' classifier "fc" is clipped.
-  std::vector<std::string> agc_unclipped_prefixes = {"linear"};
-
-  // Adaptive Gradient Descent (the reference's adaptive_clipping.py)
-  int64_t interval = 10;   // norms looked back over
-  double norm_type = 2.0;  // 2, any p > 0, or inf
-
-  // hyp.only_linear_layers_weight_decay: no weight decay on biases and gains (names matching
-  // the reference's regular expressions; see parameter_weight_decays).
-  bool only_linear_layers_weight_decay = false;
-
-  struct Modification {
-    std::string name = "none";        // none, SAM, LARS or LARC
-    double rho = 0.05;                // SAM
-    double trust_coefficient = 0.02;  // LARS, LARC
-    double eps = 1e-8;                // LARS, LARC
-  } modification;
 };
 
 // The reference's names (hyp.optim.name, hyp.optim_modification.name), in their spelling.

@@ -370,20 +370,33 @@ std::string time_to_accuracy_section(const std::vector<TargetCost>& costs) {
   return md + "\n" + target_cost_note() + "\n\n";
 }
 
-void write_html_target_costs(std::ostream& h, const std::vector<TargetCost>& costs) {
-  if (costs.empty()) return;
-  h << "<h2>Cost to reach the target accuracy</h2>\n<table>\n<thead><tr>";
-  for (const std::string& title : target_cost_columns())
-    h << "<th>" << escape_xml(title) << "</th>";
+// An HTML table: a header of `titles`, then one row per entry of `cells` (not yet escaped),
+// numeric columns right-aligned. Every table of report.html goes through it.
+void write_html_rows(std::ostream& h, const std::vector<std::string>& titles,
+                     const std::vector<bool>& numeric,
+                     const std::vector<std::vector<std::string>>& cells) {
+  h << "<table>\n<thead><tr>";
+  for (const std::string& title : titles) h << "<th>" << escape_xml(title) << "</th>";
   h << "</tr></thead>\n<tbody>\n";
-  for (const TargetCost& c : costs) {
-    const std::vector<std::string> cells = target_cost_cells(c);
+  for (const std::vector<std::string>& row : cells) {
     h << "<tr>";
-    for (std::size_t i = 0; i < cells.size(); ++i)
-      h << (i == 0 ? "<td>" : "<td class=\"num\">") << escape_xml(cells[i]) << "</td>";
+    for (std::size_t i = 0; i < row.size(); ++i)
+      h << (numeric[i] ? "<td class=\"num\">" : "<td>") << escape_xml(row[i]) << "</td>";
     h << "</tr>\n";
   }
-  h << "</tbody>\n</table>\n<p>" << escape_xml(target_cost_note()) << "</p>\n";
+  h << "</tbody>\n</table>\n";
+}
+
+void write_html_target_costs(std::ostream& h, const std::vector<TargetCost>& costs) {
+  if (costs.empty()) return;
+  std::vector<std::vector<std::string>> cells;
+  for (const TargetCost& c : costs) cells.push_back(target_cost_cells(c));
+  const std::vector<std::string> titles = target_cost_columns();
+  std::vector<bool> numeric(titles.size(), true);
+  numeric[0] = false;  // the row's name
+  h << "<h2>Cost to reach the target accuracy</h2>\n";
+  write_html_rows(h, titles, numeric, cells);
+  h << "<p>" << escape_xml(target_cost_note()) << "</p>\n";
 }
 
 std::string json_document(const std::vector<ReportRow>& rows, const std::vector<RunRecord>& runs,
@@ -419,17 +432,12 @@ const char kHtmlHead[] =
     "</style>\n</head>\n<body>\n<h1>fullbatch report</h1>\n";
 
 void write_html_table(std::ostream& h, const std::vector<ReportRow>& rows) {
-  h << "<table>\n<thead><tr>";
-  for (const Column& c : kColumns) h << "<th>" << c.title << "</th>";
-  h << "</tr></thead>\n<tbody>\n";
-  for (const ReportRow& r : rows) {
-    const std::vector<std::string> cells = table_cells(r);
-    h << "<tr>";
-    for (std::size_t i = 0; i < cells.size(); ++i)
-      h << (kColumns[i].numeric ? "<td class=\"num\">" : "<td>") << escape_xml(cells[i]) << "</td>";
-    h << "</tr>\n";
-  }
-  h << "</tbody>\n</table>\n";
+  std::vector<std::string> titles;
+  std::vector<bool> numeric;
+  for (const Column& c : kColumns) titles.push_back(c.title), numeric.push_back(c.numeric);
+  std::vector<std::vector<std::string>> cells;
+  for (const ReportRow& r : rows) cells.push_back(table_cells(r));
+  write_html_rows(h, titles, numeric, cells);
 }
 
 void write_html_conclusion(std::ostream& h, const Conclusion& c) {

@@ -3,34 +3,6 @@
 namespace fullbatch {
 namespace {
 
-// hyp.optim.* and hyp.optim_modification.* for make_optimizer; eps 0 means the optimizer's own
-// reference default.
-OptimizerSettings optimizer_settings(const Config& c) {
-  const auto& o = c.hyp.optim;
-  const auto& m = c.hyp.optim_modification;
-  OptimizerSettings s;
-  s.name = o.name;
-  s.lr = o.lr;
-  // Gradient Descent, and the gradient descent inside GD-AGC and Adaptive Gradient Descent
-  s.momentum = o.momentum, s.weight_decay = o.weight_decay;
-  s.nesterov = o.nesterov, s.dampening = o.dampening;
-  s.only_linear_layers_weight_decay = c.hyp.only_linear_layers_weight_decay;
-  // Adam (AdamW); eps is also L-BFGS's and GD-AGC's
-  s.betas = o.betas, s.eps = o.eps, s.amsgrad = o.amsgrad;
-  // L-BFGS and its line search
-  s.history_size = o.history_size, s.line_search = o.line_search, s.damping = o.damping;
-  s.eta = o.eta, s.c1 = o.c1, s.c2 = o.c2, s.max_linesearches = o.max_linesearches;
-  // FISTA, GD-AGC, Adaptive Gradient Descent
-  s.fista_mod = o.fista_mod;
-  s.clipping = o.clipping;
-  s.interval = o.interval, s.norm_type = o.norm_type;
-  s.modification.name = m.name;
-  s.modification.rho = m.rho;
-  s.modification.trust_coefficient = m.trust_coefficient;
-  s.modification.eps = m.eps;
-  return s;
-}
-
 DataSpec data_spec(const Config& c) {
   DataSpec d;
   d.name = c.data.name, d.path = c.data.path;
@@ -122,7 +94,7 @@ TrainerOptions trainer_options(const Config& c) {
   o.blocks = block_options(c);
   o.order = order_options(c);
   o.model = model_spec(c);
-  o.optimizer = optimizer_settings(c);
+  o.optimizer = c.hyp.optim;  // the optimizer's settings struct itself
   o.schedule = schedule_settings(c);
   o.gradient = gradient_options(c);
   o.eval = eval_options(c);
