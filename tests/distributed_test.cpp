@@ -247,6 +247,31 @@ TEST_F(TwoRanks, FullBatchMatchesOneProcessAndRepeatsBitForBit) {
   }
 }
 
+// impl.blocks_per_pass on two ranks: each rank groups its own blocks (rank 0: 0 and 2, then the
+// ragged 4 alone; rank 1: 1 and 3), and the steps agree with one process going block by block.
+TEST_F(TwoRanks, GroupedBlocksMatchOneProcessBlockByBlock) {
+  const std::string cfg = tiny("model.name=resnet18 hyp.steps=2 data.size=300");
+  std::string out;
+  ASSERT_EQ(run_command(kCli + " train --quiet --out " + dir_ / "one " + cfg, &out), 0) << out;
+  ASSERT_EQ(run_command(kCli + " launch --nproc 2 -- train --quiet --out " + dir_ / "two " + cfg +
+                            " impl.blocks_per_pass=2",
+                        &out),
+            0)
+      << out;
+  auto one = metrics(dir_ / "one"), two = metrics(dir_ / "two");
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(two.size(), 2u);
+  for (size_t s = 0; s < one.size(); ++s) {
+    EXPECT_NEAR(one[s]["train_loss"].get<double>(), two[s]["train_loss"].get<double>(), 1e-4)
+        << "step " << s + 1;
+    EXPECT_NEAR(one[s]["grad_norm"].get<double>(), two[s]["grad_norm"].get<double>(),
+                1e-4 * one[s]["grad_norm"].get<double>())
+        << "step " << s + 1;
+  }
+  const auto summary = nlohmann::json::parse(read_file(dir_ / "two/summary.json"));
+  EXPECT_EQ(summary["blocks_per_pass"], 2);
+}
+
 TEST_F(TwoRanks, AnalysesShareTheBlocksAndAgreeWithOneProcess) {
   const std::string cfg = tiny("model.name=simplecnn hyp.steps=2");
   std::string out;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/training/block_pass.h"
 #include "fullbatch/training/loss.h"
 
@@ -163,6 +164,7 @@ void TrainingObjective::recompute_batchnorm_statistics() {
   reset_for_average<torch::nn::BatchNorm1d>(model_, restore);
   reset_for_average<torch::nn::BatchNorm2d>(model_, restore);
   reset_for_average<torch::nn::BatchNorm3d>(model_, restore);
+  reset_for_average<BlockBatchNorm2d>(model_, restore);
   if (restore.empty()) return;
   model_.train(true);
   int64_t mine = 0;

@@ -219,7 +219,8 @@ nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
                         {"impl.mixed_precision", to_string(config.impl.mixed_precision)},
                         {"impl.accumulation_dtype", to_string(config.impl.accumulation_dtype)},
                         {"impl.channels_last", trainer.channels_last()},
-                        {"impl.deterministic", config.impl.deterministic}};
+                        {"impl.deterministic", config.impl.deterministic},
+                        {"impl.blocks_per_pass", trainer.blocks_per_pass()}};
   if (macs > 0) out["model_gflops_per_image"] = flops_per_image / 1e9;
 
   log("full-batch step: " + std::to_string(options.warmup) + " warm-up + " +

@@ -86,6 +86,7 @@ struct Config {
     AccumulationDtype accumulation_dtype = AccumulationDtype::kFloat32;
     ChannelsLast channels_last = ChannelsLast::kAuto;
     bool deterministic = false;
+    int64_t blocks_per_pass = 1;  // full-batch blocks per forward/backward pass (ghost BatchNorm)
     bool progress = true;
     int64_t checkpoint_every = 0;  // impl.checkpoint.save_every_nth_step
     int64_t checkpoint_keep = 2;

@@ -195,6 +195,10 @@ const std::vector<KeyDef>& key_table() {
                false, [](auto& c) -> auto& { return c.impl.channels_last; }),
       bool_key("impl.deterministic", "deterministic kernels (bit-reproducible on GPU)", false,
                [](auto& c) -> auto& { return c.impl.deterministic; }),
+      int_key("impl.blocks_per_pass",
+              "full-batch blocks per forward/backward pass, each normalized by its own BatchNorm "
+              "statistics (1 = one at a time; only the plain gradient groups)",
+              true, [](auto& c) -> auto& { return c.impl.blocks_per_pass; }, in_range(1, 4096)),
       bool_key("impl.progress", "one-line console progress display", false,
                [](auto& c) -> auto& { return c.impl.progress; }),
       int_key("impl.checkpoint.save_every_nth_step", "checkpoint every N steps (0 = only at end)",

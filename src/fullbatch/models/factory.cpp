@@ -5,6 +5,7 @@
 
 #include "fullbatch/common/error.h"
 #include "fullbatch/common/rng.h"
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/models/model.h"
 #include "fullbatch/models/torchscript.h"
 #include "fullbatch/models/zoo.h"
@@ -47,6 +48,9 @@ void initialize_weights(torch::nn::Module& model, const InitScheme& scheme, at::
       const int64_t fan = (scheme.conv_fan_in ? w.size(1) : w.size(0)) * w.size(2) * w.size(3);
       w.normal_(0.0, std::sqrt(2.0 / static_cast<double>(fan)), gen);
       if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* bn = module->as<BlockBatchNorm2d>()) {
+      if (bn->weight.defined()) bn->weight.fill_(1.0);
+      if (bn->bias.defined()) bn->bias.zero_();
     } else if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
       if (bn->weight.defined()) bn->weight.fill_(1.0);
       if (bn->bias.defined()) bn->bias.zero_();

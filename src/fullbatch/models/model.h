@@ -18,6 +18,9 @@ class Classifier : public torch::nn::Module {
  public:
   // x: float [n, C, H, W] -> logits [n, num_classes]
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  // Whether every layer of the forward is one of the registered submodules, so that they can be
+  // inspected and switched (models/block_batchnorm.h). A TorchScript module's graph is not.
+  virtual bool layers_are_submodules() const { return true; }
 };
 using ModelPtr = std::shared_ptr<Classifier>;
 

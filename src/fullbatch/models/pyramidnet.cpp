@@ -8,6 +8,7 @@
 #include <map>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/models/zoo.h"
 
 namespace fullbatch::detail {
@@ -40,7 +41,7 @@ class PyramidBlockImpl : public nn::Module, public ResidualBranch {
     for (size_t i = 0; i < convs.size(); ++i) {
       const ConvSpec& c = convs[i];
       const std::string index = std::to_string(i + 1);
-      norms_.push_back(register_module("bn" + index, nn::BatchNorm2d(c.in)));
+      norms_.push_back(register_module("bn" + index, BlockBatchNorm2d(c.in)));
       convs_.push_back(
           register_module("conv" + index, nn::Conv2d(nn::Conv2dOptions(c.in, c.out, c.kernel)
                                                          .stride(c.stride)
@@ -48,7 +49,7 @@ class PyramidBlockImpl : public nn::Module, public ResidualBranch {
                                                          .bias(false))));
     }
     norms_.push_back(register_module("bn" + std::to_string(convs.size() + 1),
-                                     nn::BatchNorm2d(convs.back().out)));
+                                     BlockBatchNorm2d(convs.back().out)));
   }
 
   // Zeroing the last BN makes the block its (zero-padded) shortcut.
@@ -79,7 +80,7 @@ class PyramidBlockImpl : public nn::Module, public ResidualBranch {
 
  private:
   int64_t stride_;
-  std::vector<nn::BatchNorm2d> norms_;
+  std::vector<BlockBatchNorm2d> norms_;
   std::vector<nn::Conv2d> convs_;
 };
 TORCH_MODULE(PyramidBlock);
@@ -150,7 +151,7 @@ class PyramidNet : public Classifier {
     const double alpha = config.alpha * static_cast<double>(spec.width) / 64.0;
     conv1 = register_module(
         "conv1", nn::Conv2d(nn::Conv2dOptions(spec.in_channels, stem, 3).padding(1).bias(false)));
-    bn1 = register_module("bn1", nn::BatchNorm2d(stem));
+    bn1 = register_module("bn1", BlockBatchNorm2d(stem));
     const auto plan = pyramid_plan(n, alpha, expansion, stem);
     int64_t out = stem;
     for (size_t s = 0; s < plan.size(); ++s) {
@@ -161,7 +162,7 @@ class PyramidNet : public Classifier {
       }
       layers.push_back(register_module("layer" + std::to_string(s + 1), layer));
     }
-    bn_final = register_module("bn_final", nn::BatchNorm2d(out));
+    bn_final = register_module("bn_final", BlockBatchNorm2d(out));
     fc = register_module("fc", nn::Linear(out, spec.num_classes));
   }
 
@@ -174,7 +175,7 @@ class PyramidNet : public Classifier {
  private:
   std::vector<nn::Sequential> layers;  // layer1, layer2, layer3
   nn::Conv2d conv1{nullptr};
-  nn::BatchNorm2d bn1{nullptr}, bn_final{nullptr};
+  BlockBatchNorm2d bn1{nullptr}, bn_final{nullptr};
   nn::Linear fc{nullptr};
 };
 

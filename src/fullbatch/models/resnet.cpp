@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/models/zoo.h"
 
 namespace fullbatch::detail {
@@ -30,7 +31,7 @@ nn::Sequential make_shortcut(int64_t in, int64_t out, int64_t stride) {
     shortcut->push_back(nn::AvgPool2d(nn::AvgPool2dOptions(stride).stride(stride).ceil_mode(true)));
   }
   shortcut->push_back(conv1x1(in, out));
-  shortcut->push_back(nn::BatchNorm2d(out));
+  shortcut->push_back(BlockBatchNorm2d(out));
   return shortcut;
 }
 
@@ -47,7 +48,7 @@ class ResidualBlock : public nn::Module, public ResidualBranch {
  protected:
   // Called at the end of a constructor, so the shortcut registers after the branch (module order
   // fixes the initialization's draws and the state dict's order).
-  void finish_block(int64_t in, int64_t out, int64_t stride, nn::BatchNorm2d last_bn) {
+  void finish_block(int64_t in, int64_t out, int64_t stride, BlockBatchNorm2d last_bn) {
     if (stride != 1 || in != out) shortcut_ = register_module("shortcut", make_shortcut(in, out, stride));
     last_bn_ = std::move(last_bn);
   }
@@ -59,7 +60,7 @@ class ResidualBlock : public nn::Module, public ResidualBranch {
 
  private:
   nn::Sequential shortcut_{nullptr};
-  nn::BatchNorm2d last_bn_{nullptr};
+  BlockBatchNorm2d last_bn_{nullptr};
 };
 
 class BasicBlockImpl : public ResidualBlock {
@@ -68,9 +69,9 @@ class BasicBlockImpl : public ResidualBlock {
 
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
       : conv1(register_module("conv1", conv3x3(in, planes, stride))),
-        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1(register_module("bn1", BlockBatchNorm2d(planes))),
         conv2(register_module("conv2", conv3x3(planes, planes, 1))),
-        bn2(register_module("bn2", nn::BatchNorm2d(planes))) {
+        bn2(register_module("bn2", BlockBatchNorm2d(planes))) {
     finish_block(in, planes, stride, bn2);
   }
 
@@ -80,9 +81,9 @@ class BasicBlockImpl : public ResidualBlock {
   }
 
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  BlockBatchNorm2d bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  BlockBatchNorm2d bn2;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -93,11 +94,11 @@ class BottleneckImpl : public ResidualBlock {
 
   BottleneckImpl(int64_t in, int64_t planes, int64_t stride)
       : conv1(register_module("conv1", conv1x1(in, planes))),
-        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1(register_module("bn1", BlockBatchNorm2d(planes))),
         conv2(register_module("conv2", conv3x3(planes, planes, stride))),
-        bn2(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2(register_module("bn2", BlockBatchNorm2d(planes))),
         conv3(register_module("conv3", conv1x1(planes, planes * kExpansion))),
-        bn3(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))) {
+        bn3(register_module("bn3", BlockBatchNorm2d(planes * kExpansion))) {
     finish_block(in, planes * kExpansion, stride, bn3);
   }
 
@@ -108,11 +109,11 @@ class BottleneckImpl : public ResidualBlock {
   }
 
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  BlockBatchNorm2d bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  BlockBatchNorm2d bn2;
   nn::Conv2d conv3;
-  nn::BatchNorm2d bn3;
+  BlockBatchNorm2d bn3;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -145,7 +146,7 @@ class ResNet : public Classifier {
  public:
   ResNet(const ResNetConfig& config, const ModelSpec& spec) {
     conv1 = register_module("conv1", conv3x3(spec.in_channels, spec.width, 1));
-    bn1 = register_module("bn1", nn::BatchNorm2d(spec.width));
+    bn1 = register_module("bn1", BlockBatchNorm2d(spec.width));
     int64_t in = spec.width;
     for (size_t stage = 0; stage < config.depths.size(); ++stage) {
       const int64_t planes = spec.width << stage;
@@ -174,7 +175,7 @@ class ResNet : public Classifier {
 
  private:
   nn::Conv2d conv1{nullptr};
-  nn::BatchNorm2d bn1{nullptr};
+  BlockBatchNorm2d bn1{nullptr};
   std::vector<nn::Sequential> layers;
   nn::Linear fc{nullptr};
 };

@@ -44,6 +44,8 @@ class TorchScriptModel : public Classifier {
     mirror(module_, *this);
   }
 
+  bool layers_are_submodules() const override { return false; }
+
   torch::Tensor forward(const torch::Tensor& x) override {
     c10::IValue out;
     {

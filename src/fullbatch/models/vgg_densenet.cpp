@@ -3,6 +3,7 @@
 #include <map>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/models/zoo.h"
 
 namespace fullbatch::detail {
@@ -46,7 +47,7 @@ class VGG : public Classifier {
       // The conv keeps its bias although BN follows: the usual VGG-BN definition does, and its
       // parameter count (14,728,266 for VGG-16 on CIFAR-10) is what results get compared by.
       layers->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1)));
-      layers->push_back(nn::BatchNorm2d(out));
+      layers->push_back(BlockBatchNorm2d(out));
       layers->push_back(nn::ReLU(nn::ReLUOptions().inplace(true)));
       in = out;
     }
@@ -72,10 +73,10 @@ class VGG : public Classifier {
 class DenseLayerImpl : public nn::Module {
  public:
   DenseLayerImpl(int64_t in, int64_t growth, int64_t bn_size)
-      : norm1(register_module("norm1", nn::BatchNorm2d(in))),
+      : norm1(register_module("norm1", BlockBatchNorm2d(in))),
         conv1(register_module("conv1",
                               nn::Conv2d(nn::Conv2dOptions(in, bn_size * growth, 1).bias(false)))),
-        norm2(register_module("norm2", nn::BatchNorm2d(bn_size * growth))),
+        norm2(register_module("norm2", BlockBatchNorm2d(bn_size * growth))),
         conv2(register_module(
             "conv2",
             nn::Conv2d(nn::Conv2dOptions(bn_size * growth, growth, 3).padding(1).bias(false)))) {}
@@ -86,9 +87,9 @@ class DenseLayerImpl : public nn::Module {
     return torch::cat(std::vector<torch::Tensor>{x, out}, 1);
   }
 
-  nn::BatchNorm2d norm1;
+  BlockBatchNorm2d norm1;
   nn::Conv2d conv1;
-  nn::BatchNorm2d norm2;
+  BlockBatchNorm2d norm2;
   nn::Conv2d conv2;
 };
 TORCH_MODULE(DenseLayer);
@@ -117,14 +118,14 @@ TORCH_MODULE(DenseBlock);
 class TransitionImpl : public nn::Module {
  public:
   TransitionImpl(int64_t in, int64_t out)
-      : norm(register_module("norm", nn::BatchNorm2d(in))),
+      : norm(register_module("norm", BlockBatchNorm2d(in))),
         conv(register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false)))) {}
 
   torch::Tensor forward(const torch::Tensor& x) {
     return torch::avg_pool2d(conv(norm(x).relu_()), {2, 2}, {2, 2});
   }
 
-  nn::BatchNorm2d norm;
+  BlockBatchNorm2d norm;
   nn::Conv2d conv;
 };
 TORCH_MODULE(Transition);
@@ -170,7 +171,7 @@ class DenseNet : public Classifier {
         channels = out;
       }
     }
-    layers->push_back("norm5", nn::BatchNorm2d(channels));
+    layers->push_back("norm5", BlockBatchNorm2d(channels));
     features = register_module("features", layers);
     classifier = register_module("classifier", nn::Linear(channels, spec.num_classes));
   }

@@ -35,7 +35,9 @@ nlohmann::json base_summary(const Config& config, const Trainer& trainer) {
           {"dataset", config.data.name},
           {"model", config.model.name},
           {"width", config.model.width},
-          {"device", trainer.device().str()}};
+          {"device", trainer.device().str()},
+          {"channels_last", trainer.channels_last()},
+          {"blocks_per_pass", trainer.blocks_per_pass()}};
 }
 
 double number_or_zero(const nlohmann::json& record, const char* key) {

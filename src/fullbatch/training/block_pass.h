@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "fullbatch/common/tensor_list.h"
 #include "fullbatch/distributed/communicator.h"
@@ -32,5 +33,13 @@ void for_each_owned_block(const Communicator& comm, int64_t blocks, const BlockV
 // called after the visits because a backward pass may have replaced a parameter's .grad.
 void sum_over_blocks(Communicator& comm, int64_t blocks, const BlockVisit& visit,
                      const std::function<TensorList()>& sums);
+
+// The same pass with this rank's blocks visited in groups of up to `group_size` consecutive owned
+// blocks (in order, so a group's blocks are those one block at a time would visit next):
+// `visit(indices, weight)` adds weight times the group's blocks' contributions. Group size 1
+// is sum_over_blocks.
+using BlockGroupVisit = std::function<void(const std::vector<int64_t>& blocks, double weight)>;
+void sum_over_block_groups(Communicator& comm, int64_t blocks, int64_t group_size,
+                           const BlockGroupVisit& visit, const std::function<TensorList()>& sums);
 
 }  // namespace fullbatch

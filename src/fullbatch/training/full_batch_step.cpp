@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "fullbatch/common/rng.h"
+#include "fullbatch/models/block_batchnorm.h"
 #include "fullbatch/optim/clip_noise.h"
 #include "fullbatch/optim/regularizer.h"
 #include "fullbatch/training/block_pass.h"
@@ -54,21 +55,69 @@ Trainer::BlockStats Trainer::full_gradient(int64_t step, double lr, const std::v
   return stats;
 }
 
-// Zeroes the gradient, adds weight 1/B times each of this rank's blocks, sums over ranks.
+// Zeroes the gradient, adds weight 1/B times each of this rank's blocks, sums over ranks. With
+// impl.blocks_per_pass = K (where the step allows it, blocks_per_pass_), K blocks at a time go
+// through one forward/backward pass.
 Trainer::BlockStats Trainer::accumulate_full_gradient(int64_t step, double lr,
                                                       const std::vector<torch::Tensor>& blocks,
-                                                      const TensorList& prepass_gradient, uint64_t draw) {
+                                                      const TensorList& prepass_gradient,
+                                                      uint64_t draw) {
   zero_grads();
   BlockStats stats = zero_stats();
-  sum_over_blocks(
-      *comm_, static_cast<int64_t>(blocks.size()),
-      [&](int64_t b, double weight) {
-        Block block = source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw);
-        accumulate_block(Loop::kFullBatch, block, lr, weight, stats, penalty_for_block(step, b),
-                         prepass_gradient);
+  sum_over_block_groups(
+      *comm_, static_cast<int64_t>(blocks.size()), blocks_per_pass_,
+      [&](const std::vector<int64_t>& group, double weight) {
+        std::vector<Block> loaded;
+        for (int64_t b : group)
+          loaded.push_back(source_->block(blocks[b], static_cast<uint64_t>(step), b, 0, -1, draw));
+        if (loaded.size() > 1) return accumulate_blocks_together(loaded, weight, stats);
+        accumulate_block(Loop::kFullBatch, loaded[0], lr, weight, stats,
+                         penalty_for_block(step, static_cast<size_t>(group[0])), prepass_gradient);
       },
       [&] { return gradient_buffers(); });
   return stats;
+}
+
+// Blocks of equal size through one forward/backward pass, each normalized by its own batch
+// statistics (models/block_batchnorm.h): weight times the sum of their mean losses, whose gradient
+// is what one block after another would add, to float rounding. Only the plain gradient groups
+// (blocks_per_pass_ is 1 otherwise). A shorter block (the last of a ragged split) goes alone.
+void Trainer::accumulate_blocks_together(const std::vector<Block>& blocks, double weight,
+                                         BlockStats& stats) {
+  const int64_t n = blocks[0].labels.size(0);
+  std::vector<torch::Tensor> inputs, labels;
+  for (const Block& block : blocks) {
+    if (block.labels.size(0) != n) {
+      accumulate_block(Loop::kFullBatch, block, 0.0, weight, stats, GradRegSettings{}, {});
+      continue;
+    }
+    inputs.push_back(block.inputs);
+    labels.push_back(block.labels);
+  }
+  const int64_t k = static_cast<int64_t>(inputs.size());
+  const torch::Tensor x = torch::cat(inputs), y = torch::cat(labels);
+  ForwardResult out;
+  {
+    BlockGroups groups(*model_, k);
+    out = forward(x, y);
+  }
+  // The mean over k equal blocks is the mean of their means; each block's weighs `weight`.
+  (out.loss * (weight * static_cast<double>(k))).backward();
+  stats.loss_sum += out.loss.detach() * static_cast<double>(k);
+  stats.correct += out.logits.detach().argmax(1).eq(y).sum();
+}
+
+// impl.blocks_per_pass where the full-batch step can push blocks through one pass: its plain
+// gradient (no penalty, chunks, per-chunk clipping or float64 accumulator, each of which needs a
+// block's own gradient; no autocast, not yet checked), and a model whose BatchNorm layers can
+// split a batch into blocks. 1 otherwise: the step is then exactly the block-by-block one.
+int64_t Trainer::groupable_blocks_per_pass() const {
+  const int64_t k = options_.execution.blocks_per_pass;
+  const GradientOptions& g = options_.gradient;
+  const bool whole_blocks = g.sub_batch <= 0 || options_.order.batch_size / g.sub_batch <= 1;
+  const bool plain = !g.reg.on() && g.clip.block_max_norm <= 0 && whole_blocks &&
+                     !execution_.float64_accumulation && execution_.autocast == torch::kFloat;
+  return k > 1 && plain && can_group_blocks(*model_) ? k : 1;
 }
 
 // The penalty block b of step s gets: all of it, or, with hyp.grad_reg.every_nth_block = N, none

@@ -76,7 +76,7 @@ ExecutionOptions execution_options(const Config& c) {
   x.device = c.impl.device, x.threads = c.impl.threads;
   x.precision = c.impl.mixed_precision, x.accumulation = c.impl.accumulation_dtype;
   x.channels_last = c.impl.channels_last;
-  x.deterministic = c.impl.deterministic;
+  x.deterministic = c.impl.deterministic, x.blocks_per_pass = c.impl.blocks_per_pass;
   return x;
 }
 

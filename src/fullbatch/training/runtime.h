@@ -21,6 +21,9 @@ struct ExecutionOptions {
   ChannelsLast channels_last = ChannelsLast::kAuto;
   AccumulationDtype accumulation = AccumulationDtype::kFloat32;
   bool deterministic = false;
+  // impl.blocks_per_pass: blocks of the full-batch step per forward/backward pass, each with its
+  // own BatchNorm statistics (models/block_batchnorm.h); 1 = one block at a time.
+  int64_t blocks_per_pass = 1;
 };
 
 // The options resolved for this machine.

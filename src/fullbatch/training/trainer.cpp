@@ -72,6 +72,7 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Communicator> comm)
   if (execution_.float64_accumulation)
     for (const auto& p : params_) accumulator_.push_back(torch::zeros_like(p, torch::kFloat64));
   if (options_.eval.ema) ema_ = std::make_unique<WeightAverage>(*model_, options_.eval.ema_momentum);
+  blocks_per_pass_ = groupable_blocks_per_pass();
 }
 
 int64_t Trainer::train_images_per_step() const {

@@ -46,6 +46,9 @@ class Trainer {
   int64_t step() const { return step_; }  // steps completed
   int64_t train_images_per_step() const;
   double passes_per_step() const;  // of one gradient evaluation; SAM and L-BFGS make several a step
+  // Blocks per forward/backward pass of the full-batch step: impl.blocks_per_pass where the
+  // step allows grouping (its plain gradient on a model whose BatchNorms split), else 1.
+  int64_t blocks_per_pass() const { return blocks_per_pass_; }
 
   // One step (full-batch pass or SGD epoch, as the options say for this step).
   StepRecord train_step();
@@ -90,6 +93,8 @@ class Trainer {
                            uint64_t evaluation, double& grad_norm);
   BlockStats accumulate_full_gradient(int64_t step, double lr, const std::vector<torch::Tensor>& blocks,
                                       const TensorList& prepass_gradient, uint64_t draw);
+  void accumulate_blocks_together(const std::vector<Block>& blocks, double weight, BlockStats& stats);
+  int64_t groupable_blocks_per_pass() const;
   GradRegSettings penalty_for_block(int64_t step, size_t block) const;
   void accumulate_block(Loop loop, const Block& block, double lr, double weight, BlockStats& stats,
                         const GradRegSettings& reg, const TensorList& prepass_gradient);
@@ -119,6 +124,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<WeightAverage> ema_;  // hyp.evaluate_ema
   TensorList accumulator_;              // float64 accumulation only
+  int64_t blocks_per_pass_ = 1;         // impl.blocks_per_pass where the step can group blocks
   bool validation_ = true;
   int64_t step_ = 0;
   int64_t steps_at_full_accuracy_ = 0;

@@ -1,0 +1,137 @@
+#include "fullbatch/models/block_batchnorm.h"
+
+#include <torch/torch.h>
+
+#include "fullbatch/common/error.h"
+
+namespace fullbatch {
+namespace {
+
+void set_all(torch::nn::Module& model, int64_t groups) {
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* bn = dynamic_cast<BlockBatchNorm2dImpl*>(m.get())) bn->set_groups(groups);
+}
+
+}  // namespace
+
+BlockBatchNorm2dImpl::BlockBatchNorm2dImpl(const torch::nn::BatchNormOptions& options)
+    : options(options) {
+  reset();
+}
+
+// torch::nn::BatchNorm2d's reset: the same tensors, registered in the same order.
+void BlockBatchNorm2dImpl::reset() {
+  const int64_t c = options.num_features();
+  if (options.affine()) {
+    weight = register_parameter("weight", torch::empty({c}));
+    bias = register_parameter("bias", torch::empty({c}));
+  } else {
+    weight = register_parameter("weight", torch::Tensor(), /*requires_grad=*/false);
+    bias = register_parameter("bias", torch::Tensor(), /*requires_grad=*/false);
+  }
+  if (options.track_running_stats()) {
+    running_mean = register_buffer("running_mean", torch::zeros({c}));
+    running_var = register_buffer("running_var", torch::ones({c}));
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::kLong));
+  } else {
+    running_mean = register_buffer("running_mean", torch::Tensor());
+    running_var = register_buffer("running_var", torch::Tensor());
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::Tensor());
+  }
+  reset_parameters();
+}
+
+void BlockBatchNorm2dImpl::reset_running_stats() {
+  if (!options.track_running_stats()) return;
+  torch::NoGradGuard no_grad;
+  running_mean.zero_();
+  running_var.fill_(1);
+  num_batches_tracked.zero_();
+}
+
+void BlockBatchNorm2dImpl::reset_parameters() {
+  reset_running_stats();
+  if (!options.affine()) return;
+  torch::NoGradGuard no_grad;
+  weight.fill_(1);
+  bias.zero_();
+}
+
+// One block: torch::nn::BatchNorm2d's forward, step for step (its momentum, or the cumulative
+// average 1 / num_batches_tracked when momentum is unset), through the same kernel call.
+torch::Tensor BlockBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4, "expected 4D input (got ", x.dim(), "D input)");
+  if (groups_ > 1 && is_training()) return grouped_forward(x);
+  double factor = options.momentum().value_or(0.0);
+  if (is_training() && options.track_running_stats() && num_batches_tracked.defined()) {
+    num_batches_tracked += 1;
+    factor = options.momentum().has_value() ? *options.momentum()
+                                            : 1.0 / num_batches_tracked.item<double>();
+  }
+  return torch::nn::functional::detail::batch_norm(x, running_mean, running_var, weight, bias,
+                                                   is_training() || !options.track_running_stats(),
+                                                   factor, options.eps());
+}
+
+torch::Tensor BlockBatchNorm2dImpl::grouped_forward(const torch::Tensor& x) {
+  const int64_t k = groups_;
+  expects(x.dim() == 4 && x.size(0) % k == 0,
+          "BlockBatchNorm2d: the batch must hold `groups` blocks of equal size");
+  const int64_t n = x.size(0) / k, c = x.size(1), h = x.size(2), w = x.size(3);
+  const bool track = options.track_running_stats();
+  const auto stat_options =
+      running_mean.defined() ? running_mean.options() : x.options().dtype(torch::kFloat32);
+  torch::Tensor block_mean = torch::zeros({k * c}, stat_options);
+  torch::Tensor block_var = torch::ones({k * c}, stat_options);
+  const bool affine = options.affine();
+  const torch::Tensor stacked = x.view({k, n, c, h, w}).transpose(0, 1).reshape({n, k * c, h, w});
+  torch::Tensor y = torch::batch_norm(stacked, affine ? weight.repeat({k}) : torch::Tensor(),
+                                      affine ? bias.repeat({k}) : torch::Tensor(), block_mean,
+                                      block_var, /*training=*/true, /*momentum=*/1.0, options.eps(),
+                                      at::globalContext().userEnabledCuDNN());
+  if (track && running_mean.defined()) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor means = block_mean.view({k, c}), vars = block_var.view({k, c});
+    for (int64_t b = 0; b < k; ++b) {
+      num_batches_tracked.add_(1);
+      const double m = options.momentum().has_value()
+                           ? *options.momentum()
+                           : 1.0 / num_batches_tracked.item<double>();  // cumulative average
+      running_mean.mul_(1 - m).add_(means[b], m);
+      running_var.mul_(1 - m).add_(vars[b], m);
+    }
+  }
+  return y.view({n, k, c, h, w}).transpose(0, 1).reshape({k * n, c, h, w});
+}
+
+void BlockBatchNorm2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "fullbatch::BlockBatchNorm2d(" << options.num_features() << ", eps=" << options.eps()
+         << ", momentum=";
+  if (options.momentum().has_value())
+    stream << *options.momentum();
+  else
+    stream << "None";
+  stream << ", affine=" << (options.affine() ? "true" : "false")
+         << ", track_running_stats=" << (options.track_running_stats() ? "true" : "false") << ")";
+}
+
+bool can_group_blocks(Classifier& model) {
+  if (!model.layers_are_submodules()) return false;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (dynamic_cast<BlockBatchNorm2dImpl*>(m.get()) != nullptr) continue;
+    if (m->as<torch::nn::BatchNorm1d>() || m->as<torch::nn::BatchNorm2d>() ||
+        m->as<torch::nn::BatchNorm3d>())
+      return false;
+  }
+  return true;
+}
+
+BlockGroups::BlockGroups(torch::nn::Module& model, int64_t groups) : model_(model) {
+  set_all(model_, groups);
+}
+
+BlockGroups::~BlockGroups() {
+  set_all(model_, 1);
+}
+
+}  // namespace fullbatch
