@@ -57,11 +57,15 @@ void BlockBatchNorm2dImpl::reset_parameters() {
   bias.zero_();
 }
 
-// One block: torch::nn::BatchNorm2d's forward, step for step (its momentum, or the cumulative
-// average 1 / num_batches_tracked when momentum is unset), through the same kernel call.
 torch::Tensor BlockBatchNorm2dImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4, "expected 4D input (got ", x.dim(), "D input)");
   if (groups_ > 1 && is_training()) return grouped_forward(x);
+  return normalize(x);
+}
+
+// One block: torch::nn::BatchNorm2d's forward, step for step (its momentum, or the cumulative
+// average 1 / num_batches_tracked when momentum is unset), through the same kernel call.
+torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x) {
   double factor = options.momentum().value_or(0.0);
   if (is_training() && options.track_running_stats() && num_batches_tracked.defined()) {
     num_batches_tracked += 1;
@@ -73,35 +77,16 @@ torch::Tensor BlockBatchNorm2dImpl::forward(const torch::Tensor& x) {
                                                    factor, options.eps());
 }
 
+// Each block of the stacked batch through the one-block forward in turn (a slice along the batch
+// is a view), the results stacked again: the blocks' outputs, their gradients and the running
+// statistics are those of separate passes, bit for bit; only the layers between BatchNorms see
+// the whole stack.
 torch::Tensor BlockBatchNorm2dImpl::grouped_forward(const torch::Tensor& x) {
-  const int64_t k = groups_;
-  expects(x.dim() == 4 && x.size(0) % k == 0,
+  expects(x.size(0) % groups_ == 0,
           "BlockBatchNorm2d: the batch must hold `groups` blocks of equal size");
-  const int64_t n = x.size(0) / k, c = x.size(1), h = x.size(2), w = x.size(3);
-  const bool track = options.track_running_stats();
-  const auto stat_options =
-      running_mean.defined() ? running_mean.options() : x.options().dtype(torch::kFloat32);
-  torch::Tensor block_mean = torch::zeros({k * c}, stat_options);
-  torch::Tensor block_var = torch::ones({k * c}, stat_options);
-  const bool affine = options.affine();
-  const torch::Tensor stacked = x.view({k, n, c, h, w}).transpose(0, 1).reshape({n, k * c, h, w});
-  torch::Tensor y = torch::batch_norm(stacked, affine ? weight.repeat({k}) : torch::Tensor(),
-                                      affine ? bias.repeat({k}) : torch::Tensor(), block_mean,
-                                      block_var, /*training=*/true, /*momentum=*/1.0, options.eps(),
-                                      at::globalContext().userEnabledCuDNN());
-  if (track && running_mean.defined()) {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor means = block_mean.view({k, c}), vars = block_var.view({k, c});
-    for (int64_t b = 0; b < k; ++b) {
-      num_batches_tracked.add_(1);
-      const double m = options.momentum().has_value()
-                           ? *options.momentum()
-                           : 1.0 / num_batches_tracked.item<double>();  // cumulative average
-      running_mean.mul_(1 - m).add_(means[b], m);
-      running_var.mul_(1 - m).add_(vars[b], m);
-    }
-  }
-  return y.view({n, k, c, h, w}).transpose(0, 1).reshape({k * n, c, h, w});
+  std::vector<torch::Tensor> blocks = x.chunk(groups_, 0);
+  for (torch::Tensor& block : blocks) block = normalize(block);
+  return torch::cat(blocks);
 }
 
 void BlockBatchNorm2dImpl::pretty_print(std::ostream& stream) const {

@@ -1,10 +1,11 @@
 #pragma once
 // BatchNorm2d that can normalize several blocks of one batch each with its own statistics
 // ("ghost" batch norm), so the full-batch step can push K blocks through one forward/backward pass
-// (impl.blocks_per_pass) without changing the objective: with groups = K, the forward of K equal
-// blocks stacked along the batch is, to float rounding, the forward of each block through
-// torch::nn::BatchNorm2d on its own, and the running statistics move as K sequential updates
-// would. With groups = 1 (the default) or in eval mode it is torch::nn::BatchNorm2d exactly. Every
+// (impl.blocks_per_pass) without changing the objective: with groups = K, each of K equal blocks
+// stacked along the batch goes through torch::nn::BatchNorm2d's computation on its own, so its
+// output and the running statistics are those of K separate passes, bit for bit; only the layers
+// between the BatchNorms see the whole stack. With groups = 1 (the default) or in eval mode it is
+// torch::nn::BatchNorm2d exactly. Every
 // BatchNorm of the model zoo is one; a model holding another kind (a TorchScript module) cannot
 // group blocks, and the trainer then passes one block at a time.
 #include <torch/nn/cloneable.h>
@@ -43,6 +44,7 @@ class BlockBatchNorm2dImpl : public torch::nn::Cloneable<BlockBatchNorm2dImpl> {
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
+  torch::Tensor normalize(const torch::Tensor& x);
   torch::Tensor grouped_forward(const torch::Tensor& x);
   int64_t groups_ = 1;
 };
