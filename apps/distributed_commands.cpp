@@ -62,7 +62,7 @@ int cmd_bench_comm(const BenchArgs& a) {
   config.hyp.train_stochastic = false;
   auto timed = std::make_shared<TimedCommunicator>(communicator_from_env(config));
   const TrainerOptions options = trainer_options(config);
-  apply_process_settings(options.execution, resolve_execution(options.execution));
+  apply_process_settings(options.execution, resolve_execution(options.execution, options.model));
   Trainer trainer(options, timed);
   trainer.train_step();
   timed->reset();

@@ -1,22 +1,20 @@
 // train, eval, presets, keys.
 #include <sys/resource.h>
 
-#include <fstream>
-
-#include "commands.h"
-
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "commands.h"
 #include "fullbatch/common/error.h"
+#include "fullbatch/common/files.h"
 #include "fullbatch/config/config.h"
 #include "fullbatch/config/presets.h"
 #include "fullbatch/config/resolve.h"
 #include "fullbatch/distributed/process_group.h"
-#include "fullbatch/common/files.h"
 #include "fullbatch/models/reference_weights.h"
 #include "fullbatch/models/weights.h"
 #include "fullbatch/run/run.h"
@@ -91,7 +89,8 @@ double current_rss_mb() {
 // The options with the process set up for them (threads, determinism), warnings printed.
 TrainerOptions prepare(const Config& config) {
   TrainerOptions options = trainer_options(config);
-  for (const auto& warning : apply_process_settings(options.execution, resolve_execution(options.execution)))
+  for (const auto& warning : apply_process_settings(
+           options.execution, resolve_execution(options.execution, options.model)))
     std::fprintf(stderr, "fullbatch: warning: %s\n", warning.c_str());
   return options;
 }
@@ -141,7 +140,7 @@ struct InitArgs {
 // implementation (tests/parity) or an analysis can start from exactly the same point.
 int cmd_init_weights(const InitArgs& a) {
   const TrainerOptions options = prepare(resolve_config(a.preset, a.configs, a.overrides));
-  const Execution execution = resolve_execution(options.execution);
+  const Execution execution = resolve_execution(options.execution, options.model);
   DataSpec test_only = options.data;  // the model's shape needs the channels and classes only
   test_only.with_train = false;
   const Dataset data = load_dataset(test_only);
@@ -168,7 +167,7 @@ int cmd_eval(const EvalArgs& a) {
   configs.insert(configs.end(), a.configs.begin(), a.configs.end());
   Config config = resolve_config("", configs, a.overrides);
   const TrainerOptions options = prepare(config);
-  const Execution execution = resolve_execution(options.execution);
+  const Execution execution = resolve_execution(options.execution, options.model);
   DataSpec test_only = options.data;
   test_only.with_train = false;
   Dataset data = load_dataset(test_only);
@@ -199,7 +198,8 @@ int cmd_presets() {
     std::string changes;
     const auto resolved = flatten(c);
     for (size_t i = 0; i < resolved.size(); ++i)
-      if (resolved[i] != defaults[i] && resolved[i].first != "name" && resolved[i].first != "preset")
+      if (resolved[i] != defaults[i] && resolved[i].first != "name" &&
+          resolved[i].first != "preset")
         changes += " " + resolved[i].first + "=" + resolved[i].second;
     std::printf("%-24s %-22s paper: %s\n%-24s %s\n%-24s  sets:%s\n", p.name.c_str(),
                 p.table.c_str(), p.paper_accuracy.c_str(), "", p.description.c_str(), "",
@@ -254,7 +254,8 @@ void add_training_commands(CLI::App& app, Commands& out) {
   out.push_back({e, [eval] { return cmd_eval(*eval); }});
 
   auto init = std::make_shared<InitArgs>();
-  auto* i = app.add_subcommand("init-weights", "write the weights a run starts from (model.pt format)");
+  auto* i =
+      app.add_subcommand("init-weights", "write the weights a run starts from (model.pt format)");
   i->add_option("--preset", init->preset, "a paper experiment (see `fullbatch presets`)");
   i->add_option("--config", init->configs, "YAML file(s) of config keys");
   i->add_option("--out", init->out, "file to write")->required();

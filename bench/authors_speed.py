@@ -16,7 +16,9 @@ the update; evaluation is outside it. fullbatch's side is `fullbatch bench` with
 Rows: "full batch" is the authors' preset fb1 against `fullbatch bench --preset fb1`; "regularized"
 is their preset gradreg (block_strength 0.5, forward differences) against the regularized step of
 the same bench (block_strength 0.5, forward differences). Both sides use float32, the same number
-of threads and the same images; the first `warmup` steps of each side are not timed.
+of threads and the same images, each its default memory layout (the authors' NCHW; fullbatch's
+impl.channels_last=auto, channels-last for a ResNet from width 8 on the CPU, printed per row); the
+first `warmup` steps of each side are not timed.
 
     /usr/bin/python3 bench/authors_speed.py --fullbatch build/fullbatch \\
         --authors /path/to/fullbatchtraining [--cifar10 ../shared/data/cifar10] [--width 16] \\
@@ -64,7 +66,9 @@ def fullbatch_rates(args):
     if p.returncode != 0:
         raise SystemExit(f"authors_speed: `fullbatch bench` failed: {p.stdout.strip()[-400:]}")
     result = json.loads(p.stdout.strip().splitlines()[-1])
-    return {key: result[key]["images_per_s"] for _, _, key in ROWS}
+    rates = {key: result[key]["images_per_s"] for _, _, key in ROWS}
+    rates["layout"] = "channels-last" if result.get("impl.channels_last") else "NCHW"
+    return rates
 
 
 class AugmentedImages(object):
@@ -189,7 +193,8 @@ def main():
             theirs = authors_rate(authors, ac, args, preset, images, labels)
             ratios[key].append(ours[key] / theirs)
             cells += [f"{ours[key]:.0f}", f"{theirs:.0f}", f"{ours[key] / theirs:.2f}x"]
-        print(f"| {r + 1} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {r + 1} | " + " | ".join(cells) + f" |  (fullbatch in {ours['layout']})",
+              flush=True)
     for name, _, key in ROWS:
         print(f"{name}: median ratio {statistics.median(ratios[key]):.2f}x "
               f"({', '.join(f'{x:.2f}x' for x in ratios[key])})")

@@ -158,22 +158,28 @@ TEST(Runtime, ChannelsLastAutoFollowsTheMeasuredRule) {
   const torch::Device cuda(torch::kCUDA, 0);
   Config c;
   EXPECT_EQ(c.impl.channels_last, ChannelsLast::kAuto);
+  ModelSpec model;
   auto use = [&](const torch::Device& device) {
-    return use_channels_last(c.impl.channels_last, c.impl.mixed_precision, device);
+    return use_channels_last(c.impl.channels_last, c.impl.mixed_precision, device, model);
   };
-  c.model.width = 16;
-  EXPECT_FALSE(use(torch::kCPU)) << "fp32 on the CPU stays NCHW (accuracy)";
+  model.width = 16;
+  EXPECT_TRUE(use(torch::kCPU)) << "fp32 ResNet-18 width 16 is faster channels-last";
+  EXPECT_TRUE(use(cuda));
+  model.width = 4;
+  EXPECT_FALSE(use(torch::kCPU)) << "fp32 width 4 is 2x slower channels-last";
   EXPECT_TRUE(use(cuda));
   c.impl.mixed_precision = Precision::kBf16;
   EXPECT_TRUE(use(torch::kCPU));
-  c.model.width = 4;
-  EXPECT_TRUE(use(torch::kCPU));
   c.impl.mixed_precision = Precision::kNone;
-  EXPECT_FALSE(use(torch::kCPU)) << "fp32 width 4 is 2x slower channels-last";
-  EXPECT_TRUE(use(cuda));
+  model.width = 64;
+  model.name = "vgg11";
+  EXPECT_FALSE(use(torch::kCPU)) << "families not measured stay NCHW";
+  model.name = "resnet18";
   c.impl.channels_last = ChannelsLast::kOff;
+  EXPECT_FALSE(use(torch::kCPU));
   EXPECT_FALSE(use(cuda));
   c.impl.channels_last = ChannelsLast::kOn;
+  model.width = 4;
   EXPECT_TRUE(use(torch::kCPU));
 }
 

@@ -35,7 +35,7 @@ class TempDir {
 // determinism): what run_training does before it builds its Trainer.
 inline TrainerOptions prepared(const Config& config) {
   TrainerOptions options = trainer_options(config);
-  apply_process_settings(options.execution, resolve_execution(options.execution));
+  apply_process_settings(options.execution, resolve_execution(options.execution, options.model));
   return options;
 }
 

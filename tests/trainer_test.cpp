@@ -19,10 +19,10 @@ namespace {
 using testing::TempDir;
 
 Config tiny_config(std::vector<std::string> extra = {}) {
-  std::vector<std::string> o = {"data.name=fashion-mnist", "data.size=256", "data.batch_size=64",
-                                "model.name=resnet18",     "model.width=4", "hyp.steps=3",
-                                "hyp.warmup=1",            "impl.threads=2", "impl.progress=false",
-                                "impl.device=cpu", "data.test_size=500"};
+  std::vector<std::string> o = {
+      "data.name=fashion-mnist", "data.size=256",   "data.batch_size=64", "model.name=resnet18",
+      "model.width=4",           "hyp.steps=3",     "hyp.warmup=1",       "impl.threads=2",
+      "impl.progress=false",     "impl.device=cpu", "data.test_size=500"};
   o.insert(o.end(), extra.begin(), extra.end());
   return resolve_config("", {}, o);
 }
@@ -30,10 +30,10 @@ Config tiny_config(std::vector<std::string> extra = {}) {
 // One full-batch step with lr 1, no momentum and no weight decay moves the weights by exactly
 // minus the full gradient, which a model without BatchNorm gives in one big batch.
 void expect_step_is_big_batch_gradient(const std::vector<std::string>& extra) {
-  std::vector<std::string> o = {"model.name=simplecnn", "data.augmentations=none",
-                                "hyp.warmup=0",         "hyp.scheduler=constant",
-                                "hyp.optim.lr=1",       "hyp.optim.momentum=0",
-                                "hyp.optim.weight_decay=0"};
+  std::vector<std::string> o = {
+      "model.name=simplecnn",    "data.augmentations=none", "hyp.warmup=0",
+      "hyp.scheduler=constant",  "hyp.optim.lr=1",          "hyp.optim.momentum=0",
+      "hyp.optim.weight_decay=0"};
   o.insert(o.end(), extra.begin(), extra.end());
   Trainer trainer(testing::prepared(tiny_config(o)), std::make_shared<LocalCommunicator>());
   auto params = trainer.model().parameters();
@@ -41,8 +41,8 @@ void expect_step_is_big_batch_gradient(const std::vector<std::string>& extra) {
   for (auto& p : params) before.push_back(p.detach().clone());
 
   torch::Tensor x = normalize(trainer.data().train.images, trainer.data());
-  torch::Tensor loss = torch::nn::functional::cross_entropy(trainer.model().forward(x),
-                                                            trainer.data().train.labels);
+  torch::Tensor loss =
+      torch::nn::functional::cross_entropy(trainer.model().forward(x), trainer.data().train.labels);
   auto grads = torch::autograd::grad({loss}, params);
 
   trainer.train_step();
@@ -69,9 +69,10 @@ TEST(Trainer, PerBlockPathAndSubBlocksEqualOneBigBatch) {
 TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
   auto moved_by_step = [](const std::string& precision) {
-    Trainer trainer(testing::prepared(tiny_config({"model.name=simplecnn", "data.augmentations=none", "hyp.warmup=0",
-                                 "hyp.scheduler=constant", "hyp.optim.lr=1", "hyp.optim.momentum=0",
-                                 "hyp.optim.weight_decay=0", "impl.mixed_precision=" + precision})),
+    Trainer trainer(testing::prepared(tiny_config(
+                        {"model.name=simplecnn", "data.augmentations=none", "hyp.warmup=0",
+                         "hyp.scheduler=constant", "hyp.optim.lr=1", "hyp.optim.momentum=0",
+                         "hyp.optim.weight_decay=0", "impl.mixed_precision=" + precision})),
                     std::make_shared<LocalCommunicator>());
     auto params = trainer.model().parameters();
     std::vector<torch::Tensor> before;
@@ -93,15 +94,20 @@ TEST(Trainer, Bf16AutocastOnCpuApproximatesTheFp32Gradient) {
 }
 
 // Memory format is a speed setting: one step of a BatchNorm ResNet must move the weights the same
-// in channels-last as in NCHW up to float rounding. libtorch 1.13's channels-last BatchNorm on the
-// CPU sums its statistics less accurately (docs/performance.md), and ReLU kinks amplify that, so
-// the bound is 2e-2 relative; a layout mistake (a transposed image or weight) is O(1).
+// in channels-last as in NCHW up to float rounding. On 28x28 inputs this ResNet passes a ReLU kink
+// within float rounding: a block gradient moves 2-4e-3 from float64 in whichever layout happens to
+// round across it (float64 NCHW and channels-last agree to 1e-14; 32x32 inputs stay within 4e-6,
+// channels_last_batchnorm_test.cpp), so the bound is 2e-2 relative; a layout mistake (a transposed
+// image or weight) is O(1).
 TEST(Trainer, ChannelsLastGivesTheSameStep) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
-  auto step_taken = [](const std::string& channels_last, bool expect_on) {
-    Trainer t(testing::prepared(tiny_config({"model.width=8", "hyp.warmup=0", "hyp.optim.lr=0.5",
-                           "data.augmentations=none", "impl.channels_last=" + channels_last})),
-              std::make_shared<LocalCommunicator>());
+  auto step_taken = [](const std::string& channels_last, bool expect_on,
+                       const std::string& width = "8", const std::string& threads = "2") {
+    Trainer t(
+        testing::prepared(tiny_config(
+            {"model.width=" + width, "hyp.warmup=0", "hyp.optim.lr=0.5", "data.augmentations=none",
+             "impl.channels_last=" + channels_last, "impl.threads=" + threads})),
+        std::make_shared<LocalCommunicator>());
     EXPECT_EQ(t.channels_last(), expect_on) << channels_last;
     std::vector<torch::Tensor> before;
     for (auto& p : t.model().parameters()) before.push_back(p.detach().clone());
@@ -118,10 +124,16 @@ TEST(Trainer, ChannelsLastGivesTheSameStep) {
   };
   torch::Tensor nchw = step_taken("false", false);
   torch::Tensor nhwc = step_taken("true", true);
+  // Float tolerance, for scale: the same NCHW step on one thread (other summation orders).
+  torch::Tensor one_thread = step_taken("false", false, "8", "1");
   const double rel = ((nchw - nhwc).norm() / nchw.norm()).item<double>();
-  std::cout << "relative difference of the step, NCHW vs channels-last: " << rel << "\n";
+  const double floor = ((nchw - one_thread).norm() / nchw.norm()).item<double>();
+  std::cout << "relative difference of the step, NCHW vs channels-last: " << rel
+            << "; NCHW on 2 vs 1 threads: " << floor << "\n";
   EXPECT_LT(rel, 2e-2);
-  step_taken("auto", false);  // fp32 on the CPU
+  // fp32 on the CPU: channels-last where measured faster (ResNet-18 from width 8 on).
+  step_taken("auto", true);
+  step_taken("auto", false, "4");
 }
 
 TEST(Trainer, SameSeedGivesBitIdenticalRuns) {
@@ -145,7 +157,11 @@ TEST(Trainer, SameSeedGivesBitIdenticalRuns) {
     EXPECT_EQ(a.first, b.first);
     ASSERT_EQ(a.second.size(), b.second.size());
     for (const auto& [name, t] : a.second) EXPECT_TRUE(torch::equal(t, b.second.at(name))) << name;
-    auto c = run([&] { auto e = extra; e.push_back("seed=1"); return e; }());
+    auto c = run([&] {
+      auto e = extra;
+      e.push_back("seed=1");
+      return e;
+    }());
     EXPECT_NE(a.first, c.first) << "a different seed must change the run";
   }
 }
@@ -165,8 +181,8 @@ TEST(Trainer, FirstStepHasLrZeroAndChangesNoWeights) {
 
 TEST(Trainer, SgdTakesOneStepPerBlockAndValidatesOnSchedule) {
   FULLBATCH_REQUIRE_FASHION_MNIST();
-  Trainer t(testing::prepared(tiny_config({"hyp.train_stochastic=true", "hyp.shuffle=true", "hyp.steps=4",
-                         "impl.validate_every_nth_step=2"})),
+  Trainer t(testing::prepared(tiny_config({"hyp.train_stochastic=true", "hyp.shuffle=true",
+                                           "hyp.steps=4", "impl.validate_every_nth_step=2"})),
             std::make_shared<LocalCommunicator>());
   std::vector<StepRecord> records;
   t.train([&](const StepRecord& r) { records.push_back(r); });
@@ -206,8 +222,8 @@ TEST(Trainer, RunDirectoryHoldsEverythingAndRefusesToOverwrite) {
   int lines = 0;
   for (std::string line; std::getline(metrics, line); ++lines) {
     auto j = nlohmann::json::parse(line);
-    for (const char* k : {"step", "lr", "train_loss", "train_accuracy", "grad_norm", "time_s",
-                          "images_per_s"})
+    for (const char* k :
+         {"step", "lr", "train_loss", "train_accuracy", "grad_norm", "time_s", "images_per_s"})
       EXPECT_TRUE(j.contains(k) && j[k].is_number()) << k;
   }
   EXPECT_EQ(lines, 2);

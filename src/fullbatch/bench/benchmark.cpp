@@ -191,7 +191,7 @@ BenchOptions take_bench_options(std::vector<std::string>& overrides) {
 nlohmann::json run_benchmark(const Config& config, const BenchOptions& options,
                              const std::function<void(const std::string&)>& log) {
   const TrainerOptions base = timing_options(config);
-  const Execution execution = resolve_execution(base.execution);
+  const Execution execution = resolve_execution(base.execution, base.model);
   for (const auto& warning : apply_process_settings(base.execution, execution))
     log("warning: " + warning);
   auto comm = std::make_shared<LocalCommunicator>();

@@ -191,7 +191,7 @@ const std::vector<KeyDef>& key_table() {
       enum_key("impl.accumulation_dtype", "dtype of the full-gradient accumulator", true,
                [](auto& c) -> auto& { return c.impl.accumulation_dtype; }),
       enum_key("impl.channels_last",
-               "channels-last memory format: auto (on for CUDA, and for bf16 on the CPU), true, false",
+               "channels-last memory format: auto (on for CUDA, for bf16 on the CPU, and for fp32 ResNets of width >= 8 on the CPU), true, false",
                false, [](auto& c) -> auto& { return c.impl.channels_last; }),
       bool_key("impl.deterministic", "deterministic kernels (bit-reproducible on GPU)", false,
                [](auto& c) -> auto& { return c.impl.deterministic; }),

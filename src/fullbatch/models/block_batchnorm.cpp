@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "fullbatch/common/error.h"
+#include "fullbatch/models/channels_last_batchnorm.h"
 
 namespace fullbatch {
 namespace {
@@ -64,7 +65,9 @@ torch::Tensor BlockBatchNorm2dImpl::forward(const torch::Tensor& x) {
 }
 
 // One block: torch::nn::BatchNorm2d's forward, step for step (its momentum, or the cumulative
-// average 1 / num_batches_tracked when momentum is unset), through the same kernel call.
+// average 1 / num_batches_tracked when momentum is unset), through the same kernel call; with
+// batch statistics of a channels-last float32 CPU tensor, through channels_last_batch_norm, whose
+// statistics are summed in double (libtorch's channels-last kernel sums them in float).
 torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x) {
   double factor = options.momentum().value_or(0.0);
   if (is_training() && options.track_running_stats() && num_batches_tracked.defined()) {
@@ -72,9 +75,14 @@ torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x) {
     factor = options.momentum().has_value() ? *options.momentum()
                                             : 1.0 / num_batches_tracked.item<double>();
   }
+  const bool batch_statistics = is_training() || !options.track_running_stats();
+  if (batch_statistics && wants_exact_channels_last_moments(x)) {
+    const bool update = is_training() && options.track_running_stats();
+    return channels_last_batch_norm(x, weight, bias, update ? running_mean : torch::Tensor(),
+                                    update ? running_var : torch::Tensor(), factor, options.eps());
+  }
   return torch::nn::functional::detail::batch_norm(x, running_mean, running_var, weight, bias,
-                                                   is_training() || !options.track_running_stats(),
-                                                   factor, options.eps());
+                                                   batch_statistics, factor, options.eps());
 }
 
 // Each block of the stacked batch through the one-block forward in turn (a slice along the batch

@@ -5,7 +5,9 @@
 // stacked along the batch goes through torch::nn::BatchNorm2d's computation on its own, so its
 // output and the running statistics are those of K separate passes, bit for bit; only the layers
 // between the BatchNorms see the whole stack. With groups = 1 (the default) or in eval mode it is
-// torch::nn::BatchNorm2d exactly. Every
+// torch::nn::BatchNorm2d exactly, except that a channels-last float32 CPU input normalized by its
+// batch statistics goes through channels_last_batch_norm (statistics summed in double, where
+// libtorch's channels-last kernel loses accuracy: models/channels_last_batchnorm.h). Every
 // BatchNorm of the model zoo is one; a model holding another kind (a TorchScript module) cannot
 // group blocks, and the trainer then passes one block at a time.
 #include <torch/nn/cloneable.h>
@@ -22,8 +24,9 @@ namespace fullbatch {
 
 // Holds what torch::nn::BatchNorm2d holds, registered in its order under its names (weight, bias,
 // running_mean, running_var, num_batches_tracked), and runs the same kernel, so a state dict, an
-// initialization and a step are bit for bit those of torch::nn::BatchNorm2d. It is its own module,
-// not a subclass: libtorch 1.13 does not export the members a derived class's vtables need.
+// initialization and a step (in NCHW) are bit for bit those of torch::nn::BatchNorm2d. It is its
+// own module, not a subclass: libtorch 1.13 does not export the members a derived class's vtables
+// need.
 class BlockBatchNorm2dImpl : public torch::nn::Cloneable<BlockBatchNorm2dImpl> {
  public:
   explicit BlockBatchNorm2dImpl(int64_t num_features)

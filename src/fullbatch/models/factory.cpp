@@ -129,6 +129,11 @@ void check_model_name(const std::string& name) {
                     "': must be one of: " + join(names));
 }
 
+bool channels_last_is_faster_on_cpu(const ModelSpec& spec) {
+  constexpr int64_t kNarrowestMeasuredFaster = 8;
+  return contains(detail::resnet_names(), spec.name) && spec.width >= kNarrowestMeasuredFaster;
+}
+
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed) {
   check_range("model.width", spec.width, kMaxWidth);
   check_range("model.in_channels", spec.in_channels, kMaxChannels);

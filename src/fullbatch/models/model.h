@@ -29,8 +29,9 @@ struct ModelSpec {
   int64_t width = 64;  // channels of the first stage (64 = the paper's ResNet-18)
   int64_t in_channels = 3;
   int64_t num_classes = 10;
-  bool zero_init_residual = false;  // zero the last BN of each residual branch (off, as the paper ran)
-  std::string path;                 // model.name=torchscript: the saved module (models/torchscript.h)
+  bool zero_init_residual =
+      false;         // zero the last BN of each residual branch (off, as the paper ran)
+  std::string path;  // model.name=torchscript: the saved module (models/torchscript.h)
 };
 
 std::vector<std::string> model_names();
@@ -44,5 +45,11 @@ void check_model_name(const std::string& name);
 ModelPtr make_model(const ModelSpec& spec, uint64_t init_seed);
 
 int64_t count_parameters(const torch::nn::Module& model);
+
+// Whether channels-last is the faster float32 layout on the CPU for this model, as measured
+// (bench/channels_last.sh, docs/performance.md): the ResNets from width 8 on, where oneDNN's
+// channels-last convolutions win; at width 4 they lose 2x. The other families are not measured
+// and stay NCHW. What impl.channels_last=auto chooses on the CPU in float32.
+bool channels_last_is_faster_on_cpu(const ModelSpec& spec);
 
 }  // namespace fullbatch

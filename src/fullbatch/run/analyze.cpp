@@ -115,7 +115,7 @@ std::unique_ptr<Setup> make_setup(const Source& source) {
   auto s = std::make_unique<Setup>();
   s->config = source.config;
   s->trainer = trainer_options(source.config);
-  s->execution = resolve_execution(s->trainer.execution);
+  s->execution = resolve_execution(s->trainer.execution, s->trainer.model);
   for (const auto& w : apply_process_settings(s->trainer.execution, s->execution))
     std::fprintf(stderr, "fullbatch: warning: %s\n", w.c_str());
   s->data = load_dataset(s->trainer.data);

@@ -151,7 +151,7 @@ nlohmann::json run_training(const Config& config, const RunOptions& options,
   if (comm->is_root()) run.check_available(options.resume);
   TrainerOptions trainer_opts = trainer_options(config);
   for (const auto& warning :
-       apply_process_settings(trainer_opts.execution, resolve_execution(trainer_opts.execution)))
+       apply_process_settings(trainer_opts.execution, resolve_execution(trainer_opts.execution, trainer_opts.model)))
     if (comm->is_root()) std::fprintf(stderr, "fullbatch: warning: %s\n", warning.c_str());
   Trainer trainer(std::move(trainer_opts), comm);
   Progression so_far;

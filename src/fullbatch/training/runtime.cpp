@@ -58,16 +58,17 @@ torch::ScalarType autocast_dtype(Precision precision, const torch::Device& devic
   return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kHalf;
 }
 
-bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device) {
+bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device,
+                       const ModelSpec& model) {
   if (setting != ChannelsLast::kAuto) return setting == ChannelsLast::kOn;
-  return device.is_cuda() || precision == Precision::kBf16;
+  return device.is_cuda() || precision == Precision::kBf16 || channels_last_is_faster_on_cpu(model);
 }
 
-Execution resolve_execution(const ExecutionOptions& options) {
+Execution resolve_execution(const ExecutionOptions& options, const ModelSpec& model) {
   Execution e;
   e.device = resolve_device(options.device);
   e.autocast = autocast_dtype(options.precision, e.device);
-  e.channels_last = use_channels_last(options.channels_last, options.precision, e.device);
+  e.channels_last = use_channels_last(options.channels_last, options.precision, e.device, model);
   e.float64_accumulation = options.accumulation == AccumulationDtype::kFloat64;
   return e;
 }

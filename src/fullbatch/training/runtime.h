@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fullbatch/config/enums.h"
+#include "fullbatch/models/model.h"
 
 namespace fullbatch {
 
@@ -38,14 +39,15 @@ struct Execution {
 torch::Device resolve_device(const std::string& device);
 
 // Throws UserError for a combination this machine cannot run (fp16 on the CPU, CUDA absent).
-Execution resolve_execution(const ExecutionOptions& options);
+Execution resolve_execution(const ExecutionOptions& options, const ModelSpec& model);
 
 // impl.precision as an autocast dtype for a device (kFloat for none).
 torch::ScalarType autocast_dtype(Precision precision, const torch::Device& device);
 
-// impl.channels_last for a device: "auto" is on for CUDA, and on the CPU only under bf16 (the
-// CPU's channels-last BatchNorm sums statistics less accurately in fp32; docs/performance.md).
-bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device);
+// impl.channels_last for a device and model: "auto" is on for CUDA, for bf16 on the CPU, and for
+// float32 on the CPU where the model is measured faster in it (channels_last_is_faster_on_cpu).
+bool use_channels_last(ChannelsLast setting, Precision precision, const torch::Device& device,
+                       const ModelSpec& model);
 
 // Process-wide: impl.threads and impl.deterministic. Returns one-line warnings for the user
 // (bf16 on a CPU without bf16 dot products), for the caller to print.

@@ -48,7 +48,7 @@ ModelPtr build_model(const TrainerOptions& options, const Dataset& data, const E
 Trainer::Trainer(TrainerOptions options, std::shared_ptr<Communicator> comm)
     : options_(std::move(options)),
       comm_(std::move(comm)),
-      execution_(resolve_execution(options_.execution)) {
+      execution_(resolve_execution(options_.execution, options_.model)) {
   data_ = load_dataset(options_.data);
   to_device(data_, execution_.device);
   BlockSourceOptions blocks = options_.blocks;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# images/s of the full-batch step in NCHW (impl.channels_last=false) and channels-last
+# (impl.channels_last=true) at ResNet-18 widths 4 (Fashion-MNIST, 2,560 images: the demo's model),
+# 8, 16, 32 (CIFAR-10, 2,560) and 64 (CIFAR-10, 1,024), fp32, in ROUNDS alternating rounds
+# (default 2); one line per measurement. The measurement behind impl.channels_last=auto on the
+# CPU (docs/performance.md).
+#   bench/channels_last.sh CIFAR10_DIR [key=value ...]
+# FULLBATCH (default build/fullbatch) picks the program; THREADS (default 2) its threads.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+FULLBATCH=${FULLBATCH:-$here/../build/fullbatch}
+cifar=${1:?usage: bench/channels_last.sh CIFAR10_DIR [key=value ...]}
+shift
+threads=${THREADS:-2}
+rate() { tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["images_per_s"], 1))'; }
+bench() { "$FULLBATCH" bench impl.threads="$threads" warmup=1 parts=none "$@" | rate; }
+for round in $(seq "${ROUNDS:-2}"); do
+  for layout in false true; do
+    echo "round $round width 4 channels_last $layout: $(bench data.name=fashion-mnist data.size=2560 model.width=4 steps=3 impl.channels_last=$layout "$@")"
+    for width in 8 16 32; do
+      echo "round $round width $width channels_last $layout: $(bench data.path="$cifar" data.size=2560 model.width=$width steps=3 impl.channels_last=$layout "$@")"
+    done
+    echo "round $round width 64 channels_last $layout: $(bench data.path="$cifar" data.size=1024 model.width=64 steps=2 impl.channels_last=$layout "$@")"
+  done
+done
