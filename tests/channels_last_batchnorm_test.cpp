@@ -135,97 +135,6 @@ TEST(ChannelsLastBatchNorm, DoubleBackwardMatchesFloat64BatchNorm) {
   EXPECT_LT(relative(o[1], e[1]), 1e-5);
 }
 
-// relu(bn(x) + residual) in one pass (forward_relu, what a residual block ends with) against the
-// same in float64 with libtorch's BatchNorm2d: the output, the gradients of input, residual,
-// weight and bias; and bit for bit the values of the separate operations in float32 (one
-// normalization, libtorch's sum and ReLU), so fusing changes nothing but the number of passes.
-TEST(ChannelsLastBatchNorm, FusedResidualReluMatchesTheSeparateOperations) {
-  const int64_t c = 16;
-  const torch::Tensor input = offset_input(32, c, 16, 6);
-  torch::manual_seed(7);
-  const torch::Tensor shortcut = torch::randn(input.sizes()).relu().contiguous(kChannelsLast);
-  const torch::Tensor upstream = torch::randn(input.sizes()).contiguous(kChannelsLast);
-  const torch::Tensor gamma = torch::rand({c}) + 0.5, beta = torch::randn({c});
-  for (const bool with_residual : {true, false}) {
-    SCOPED_TRACE(with_residual ? "with a residual" : "without a residual");
-    struct Result {
-      torch::Tensor y, gx, gr, gw, gb, running_mean;
-    };
-    // mode 0: float64 libtorch BatchNorm2d then + and relu; 1: ours separately; 2: ours fused.
-    auto run = [&](int mode) {
-      const torch::ScalarType dtype = mode == 0 ? torch::kDouble : torch::kFloat;
-      torch::nn::BatchNorm2d reference(c);
-      BlockBatchNorm2d ours(c);
-      torch::Tensor weight = mode == 0 ? reference->weight : ours->weight;
-      torch::Tensor bias = mode == 0 ? reference->bias : ours->bias;
-      reference->to(dtype);
-      {
-        torch::NoGradGuard no_grad;
-        weight = mode == 0 ? reference->weight : ours->weight;
-        bias = mode == 0 ? reference->bias : ours->bias;
-        weight.copy_(gamma);
-        bias.copy_(beta);
-      }
-      const torch::Tensor x = input.to(dtype).clone().requires_grad_(true);
-      const torch::Tensor r = shortcut.to(dtype).clone().requires_grad_(true);
-      torch::Tensor y;
-      if (mode == 2) {
-        y = ours->forward_relu(x, with_residual ? r : torch::Tensor());
-      } else {
-        y = mode == 0 ? reference(x) : ours(x);
-        if (with_residual) y = y + r;
-        y = y.relu();
-      }
-      (y * upstream.to(dtype)).sum().backward();
-      return Result{y.detach(),
-                    x.grad(),
-                    with_residual ? r.grad() : torch::Tensor(),
-                    weight.grad(),
-                    bias.grad(),
-                    (mode == 0 ? reference->running_mean : ours->running_mean).clone()};
-    };
-    const Result exact = run(0), separate = run(1), fused = run(2);
-    EXPECT_TRUE(fused.y.is_contiguous(kChannelsLast));
-    EXPECT_TRUE(torch::equal(fused.y, separate.y));
-    EXPECT_TRUE(torch::equal(fused.gx, separate.gx));
-    EXPECT_TRUE(torch::equal(fused.gw, separate.gw));
-    EXPECT_TRUE(torch::equal(fused.gb, separate.gb));
-    EXPECT_TRUE(torch::equal(fused.running_mean, separate.running_mean));
-    EXPECT_LT(relative(fused.y, exact.y), 3e-6);
-    EXPECT_LT(relative(fused.gx, exact.gx), 1e-5);
-    EXPECT_LT(relative(fused.gw, exact.gw), 1e-5);
-    EXPECT_LT(relative(fused.gb, exact.gb), 1e-5);
-    if (with_residual) {
-      EXPECT_TRUE(torch::equal(fused.gr, separate.gr));
-      EXPECT_LT(relative(fused.gr, exact.gr), 1e-6);
-    }
-  }
-}
-
-// The double backward through the fused ReLU: d/dx of <d loss/dx, direction> with
-// loss = <relu(bn(x) + r)^2, upstream>, against float64 libtorch.
-TEST(ChannelsLastBatchNorm, FusedReluDoubleBackwardMatchesFloat64) {
-  const int64_t c = 6;
-  torch::manual_seed(8);
-  const torch::Tensor input = (torch::randn({8, c, 5, 5}) * 0.7 + 0.3).contiguous(kChannelsLast);
-  const torch::Tensor shortcut = torch::randn(input.sizes()).contiguous(kChannelsLast);
-  const torch::Tensor upstream = torch::randn(input.sizes()).contiguous(kChannelsLast);
-  const torch::Tensor direction = torch::randn(input.sizes()).contiguous(kChannelsLast);
-  auto second = [&](bool exact) {
-    const torch::ScalarType dtype = exact ? torch::kDouble : torch::kFloat;
-    torch::nn::BatchNorm2d reference(c);
-    reference->to(dtype);
-    BlockBatchNorm2d ours(c);
-    const torch::Tensor x = input.to(dtype).clone().requires_grad_(true);
-    const torch::Tensor r = shortcut.to(dtype);
-    const torch::Tensor y = exact ? (reference(x) + r).relu() : ours->forward_relu(x, r);
-    const torch::Tensor loss = (y.square() * upstream.to(dtype)).sum();
-    const torch::Tensor gx = torch::autograd::grad({loss}, {x}, {}, true, true)[0];
-    return torch::autograd::grad({(gx * direction.to(dtype)).sum()}, {x})[0];
-  };
-  EXPECT_LT(relative(second(false), second(true)), 1e-5);
-}
-
 // An affine-free BatchNorm (no weight, no bias) takes the same channels-last path.
 TEST(ChannelsLastBatchNorm, WorksWithoutAffineParameters) {
   const int64_t c = 8;
@@ -236,7 +145,7 @@ TEST(ChannelsLastBatchNorm, WorksWithoutAffineParameters) {
   const torch::Tensor x64 = input.to(torch::kDouble).contiguous().requires_grad_(true);
   exact(x64).relu().sum().backward();
   const torch::Tensor x = input.clone().requires_grad_(true);
-  ours->forward_relu(x).sum().backward();
+  ours(x).relu().sum().backward();
   EXPECT_LT(relative(x.grad(), x64.grad()), 1e-5);
 }
 

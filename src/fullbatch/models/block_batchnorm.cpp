@@ -60,27 +60,15 @@ void BlockBatchNorm2dImpl::reset_parameters() {
 
 torch::Tensor BlockBatchNorm2dImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4, "expected 4D input (got ", x.dim(), "D input)");
-  if (groups_ > 1 && is_training()) return grouped_forward(x, /*relu=*/false, {});
-  return normalize(x, /*relu=*/false, {});
-}
-
-torch::Tensor BlockBatchNorm2dImpl::forward_relu(const torch::Tensor& x,
-                                                 const torch::Tensor& residual) {
-  TORCH_CHECK(x.dim() == 4, "expected 4D input (got ", x.dim(), "D input)");
-  TORCH_CHECK(!residual.defined() || residual.sizes() == x.sizes(),
-              "BlockBatchNorm2d: the residual's shape differs from the input's");
-  if (groups_ > 1 && is_training()) return grouped_forward(x, /*relu=*/true, residual);
-  return normalize(x, /*relu=*/true, residual);
+  if (groups_ > 1 && is_training()) return grouped_forward(x);
+  return normalize(x);
 }
 
 // One block: torch::nn::BatchNorm2d's forward, step for step (its momentum, or the cumulative
 // average 1 / num_batches_tracked when momentum is unset), through the same kernel call; with
 // batch statistics of a channels-last float32 CPU tensor, through channels_last_batch_norm, whose
-// statistics are summed in double (libtorch's channels-last kernel sums them in float), which
-// also fuses the residual sum and the ReLU. Elsewhere they follow as separate (in-place)
-// operations.
-torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x, bool relu,
-                                              const torch::Tensor& residual) {
+// statistics are summed in double (libtorch's channels-last kernel sums them in float).
+torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x) {
   double factor = options.momentum().value_or(0.0);
   if (is_training() && options.track_running_stats() && num_batches_tracked.defined()) {
     num_batches_tracked += 1;
@@ -90,32 +78,22 @@ torch::Tensor BlockBatchNorm2dImpl::normalize(const torch::Tensor& x, bool relu,
   const bool batch_statistics = is_training() || !options.track_running_stats();
   if (batch_statistics && wants_exact_channels_last_moments(x)) {
     const bool update = is_training() && options.track_running_stats();
-    const torch::Tensor rm = update ? running_mean : torch::Tensor();
-    const torch::Tensor rv = update ? running_var : torch::Tensor();
-    if (relu)
-      return channels_last_batch_norm_relu(x, weight, bias, rm, rv, factor, options.eps(),
-                                           residual);
-    return channels_last_batch_norm(x, weight, bias, rm, rv, factor, options.eps());
+    return channels_last_batch_norm(x, weight, bias, update ? running_mean : torch::Tensor(),
+                                    update ? running_var : torch::Tensor(), factor, options.eps());
   }
-  torch::Tensor y = torch::nn::functional::detail::batch_norm(
-      x, running_mean, running_var, weight, bias, batch_statistics, factor, options.eps());
-  if (!relu) return y;
-  if (residual.defined()) y += residual;
-  return y.relu_();
+  return torch::nn::functional::detail::batch_norm(x, running_mean, running_var, weight, bias,
+                                                   batch_statistics, factor, options.eps());
 }
 
 // Each block of the stacked batch through the one-block forward in turn (a slice along the batch
 // is a view), the results stacked again: the blocks' outputs, their gradients and the running
 // statistics are those of separate passes, bit for bit; only the layers between BatchNorms see
 // the whole stack.
-torch::Tensor BlockBatchNorm2dImpl::grouped_forward(const torch::Tensor& x, bool relu,
-                                                    const torch::Tensor& residual) {
+torch::Tensor BlockBatchNorm2dImpl::grouped_forward(const torch::Tensor& x) {
   expects(x.size(0) % groups_ == 0,
           "BlockBatchNorm2d: the batch must hold `groups` blocks of equal size");
   std::vector<torch::Tensor> blocks = x.chunk(groups_, 0);
-  const std::vector<torch::Tensor> residuals =
-      residual.defined() ? residual.chunk(groups_, 0) : std::vector<torch::Tensor>(groups_);
-  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = normalize(blocks[i], relu, residuals[i]);
+  for (torch::Tensor& block : blocks) block = normalize(block);
   return torch::cat(blocks);
 }
 

@@ -40,9 +40,6 @@ class BlockBatchNorm2dImpl : public torch::nn::Cloneable<BlockBatchNorm2dImpl> {
 
   // x: [groups * n, C, H, W], blocks of n consecutive images.
   torch::Tensor forward(const torch::Tensor& x);
-  // relu(forward(x) + residual) (residual may be undefined), the same values as the separate
-  // operations; in one pass where forward goes through channels_last_batch_norm.
-  torch::Tensor forward_relu(const torch::Tensor& x, const torch::Tensor& residual = {});
   void set_groups(int64_t groups) { groups_ = groups; }
   int64_t groups() const { return groups_; }
 
@@ -50,8 +47,8 @@ class BlockBatchNorm2dImpl : public torch::nn::Cloneable<BlockBatchNorm2dImpl> {
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
-  torch::Tensor normalize(const torch::Tensor& x, bool relu, const torch::Tensor& residual);
-  torch::Tensor grouped_forward(const torch::Tensor& x, bool relu, const torch::Tensor& residual);
+  torch::Tensor normalize(const torch::Tensor& x);
+  torch::Tensor grouped_forward(const torch::Tensor& x);
   int64_t groups_ = 1;
 };
 TORCH_MODULE(BlockBatchNorm2d);

@@ -7,10 +7,8 @@
 // 1.13 (docs/performance.md), which would make channels-last the less exact layout. Here every
 // sum (mean and variance forward; sum(gy) and sum(gy * (x - mean)) backward) goes over fixed chunks
 // of 64 pixels in float, on values shifted near zero, and the chunks are added in double, in order:
-// the result does not depend on the thread count. The normalization is one pass of its own,
-// (x - mean) * (invstd * weight) + bias, which can also add a residual and apply the ReLU that
-// follows a ResNet's BatchNorms (channels_last_batch_norm_relu): the same values as the separate
-// sum and ReLU, with one pass over the data instead of three, forward and backward.
+// the result does not depend on the thread count. The normalization itself runs through libtorch's
+// channels-last kernel (native_batch_norm in inference form, given these statistics).
 #include <torch/types.h>
 
 namespace fullbatch {
@@ -34,14 +32,5 @@ torch::Tensor channels_last_batch_norm(const torch::Tensor& x, const torch::Tens
                                        const torch::Tensor& bias, const torch::Tensor& running_mean,
                                        const torch::Tensor& running_var, double momentum,
                                        double eps);
-
-// relu(channels_last_batch_norm(...) + residual) (residual may be undefined: relu(batch norm)),
-// each value rounded as the three separate operations would round it, and differentiable in
-// residual as well. residual: the input's shape, float32, any layout (made channels-last).
-torch::Tensor channels_last_batch_norm_relu(const torch::Tensor& x, const torch::Tensor& weight,
-                                            const torch::Tensor& bias,
-                                            const torch::Tensor& running_mean,
-                                            const torch::Tensor& running_var, double momentum,
-                                            double eps, const torch::Tensor& residual);
 
 }  // namespace fullbatch

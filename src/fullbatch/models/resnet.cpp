@@ -36,8 +36,8 @@ nn::Sequential make_shortcut(int64_t in, int64_t out, int64_t stride) {
 }
 
 // What both residual blocks share: the shortcut (identity, or projection "C" when the shape
-// changes), the branch's last BatchNorm (which zero_init_residual zeroes so the block starts as its
-// shortcut), the sum and the final ReLU.
+// changes), the sum and the final ReLU, and the branch's last BatchNorm, which
+// zero_init_residual zeroes so the block starts as its shortcut.
 class ResidualBlock : public nn::Module, public ResidualBranch {
  public:
   void zero_last_bn() override {
@@ -49,14 +49,13 @@ class ResidualBlock : public nn::Module, public ResidualBranch {
   // Called at the end of a constructor, so the shortcut registers after the branch (module order
   // fixes the initialization's draws and the state dict's order).
   void finish_block(int64_t in, int64_t out, int64_t stride, BlockBatchNorm2d last_bn) {
-    if (stride != 1 || in != out)
-      shortcut_ = register_module("shortcut", make_shortcut(in, out, stride));
+    if (stride != 1 || in != out) shortcut_ = register_module("shortcut", make_shortcut(in, out, stride));
     last_bn_ = std::move(last_bn);
   }
 
-  // relu(last_bn(branch) + shortcut(x)), in one pass where the BatchNorm can fuse them.
-  torch::Tensor join(const torch::Tensor& branch, const torch::Tensor& x) {
-    return last_bn_->forward_relu(branch, shortcut_.is_empty() ? x : shortcut_->forward(x));
+  torch::Tensor join(torch::Tensor branch, const torch::Tensor& x) {
+    branch += shortcut_.is_empty() ? x : shortcut_->forward(x);
+    return branch.relu_();
   }
 
  private:
@@ -77,8 +76,8 @@ class BasicBlockImpl : public ResidualBlock {
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = bn1->forward_relu(conv1(x));
-    return join(conv2(out), x);
+    auto out = bn1(conv1(x)).relu_();
+    return join(bn2(conv2(out)), x);
   }
 
   nn::Conv2d conv1;
@@ -104,9 +103,9 @@ class BottleneckImpl : public ResidualBlock {
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = bn1->forward_relu(conv1(x));
-    out = bn2->forward_relu(conv2(out));
-    return join(conv3(out), x);
+    auto out = bn1(conv1(x)).relu_();
+    out = bn2(conv2(out)).relu_();
+    return join(bn3(conv3(out)), x);
   }
 
   nn::Conv2d conv1;
@@ -168,7 +167,7 @@ class ResNet : public Classifier {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    auto out = bn1->forward_relu(conv1(x));
+    auto out = bn1(conv1(x)).relu_();
     for (auto& layer : layers) out = layer->forward(out);
     out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
     return fc(out);
