@@ -5,13 +5,9 @@
 #   bench/blocks_per_pass.sh CIFAR10_DIR [key=value ...]
 # FULLBATCH (default build/fullbatch) picks the program; THREADS (default 2) its threads.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-FULLBATCH=${FULLBATCH:-$here/../build/fullbatch}
+source "$(dirname "$0")/common.sh"
 cifar=${1:?usage: bench/blocks_per_pass.sh CIFAR10_DIR [key=value ...]}
 shift
-threads=${THREADS:-2}
-rate() { tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["images_per_s"], 1))'; }
-bench() { "$FULLBATCH" bench impl.threads="$threads" warmup=1 parts=none "$@" | rate; }
 for round in $(seq "${ROUNDS:-2}"); do
   for k in 1 4 8; do
     echo "round $round width 4 K $k: $(bench data.name=fashion-mnist data.size=2560 model.width=4 steps=3 impl.blocks_per_pass=$k "$@")"

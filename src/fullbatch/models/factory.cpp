@@ -40,6 +40,12 @@ InitScheme init_scheme(const std::string& model_name) {
   return {false, InitScheme::Linear::kTorchDefault};
 }
 
+// A BatchNorm's affine parameters start as the identity (weight 1, bias 0), as libtorch's do.
+void reset_affine(const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (weight.defined()) weight.fill_(1.0);
+  if (bias.defined()) bias.zero_();
+}
+
 void initialize_weights(torch::nn::Module& model, const InitScheme& scheme, at::Generator gen) {
   torch::NoGradGuard no_grad;
   for (const auto& module : model.modules(/*include_self=*/true)) {
@@ -49,11 +55,9 @@ void initialize_weights(torch::nn::Module& model, const InitScheme& scheme, at::
       w.normal_(0.0, std::sqrt(2.0 / static_cast<double>(fan)), gen);
       if (conv->bias.defined()) conv->bias.zero_();
     } else if (auto* bn = module->as<BlockBatchNorm2d>()) {
-      if (bn->weight.defined()) bn->weight.fill_(1.0);
-      if (bn->bias.defined()) bn->bias.zero_();
+      reset_affine(bn->weight, bn->bias);
     } else if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
-      if (bn->weight.defined()) bn->weight.fill_(1.0);
-      if (bn->bias.defined()) bn->bias.zero_();
+      reset_affine(bn->weight, bn->bias);
     } else if (auto* linear = module->as<torch::nn::Linear>()) {
       initialize_linear(*linear, scheme.linear, gen);
     }
